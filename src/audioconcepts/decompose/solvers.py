@@ -22,9 +22,7 @@ import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
-from audioconcepts.decompose._active_set import active_set_solve, make_workspace
-from audioconcepts.decompose._cholesky import BUDGET, OK
-from audioconcepts.decompose._homotopy import homotopy_path
+from audioconcepts.decompose._kernels import BUDGET, OK, path_rows, solve_rows
 
 #: A (k, k) float64 Gram matrix is precomputed while it fits in this many bytes (k <= ~16,000).
 GRAM_BYTES_LIMIT = 2 * 1024**3
@@ -59,36 +57,6 @@ def _to_csr(S: np.ndarray, w: np.ndarray, nnz: np.ndarray, k: int) -> sp.csr_mat
     out = sp.csr_matrix((w[keep], S[keep], indptr), shape=(n, k))
     out.sort_indices()
     return out
-
-
-@nb.njit(parallel=True, cache=True)
-def _solve_rows(G, corr, mus, tol, max_changes, n_threads, S, w, status, out_S, out_w, out_nnz):
-    """Active-set solves for a batch along descending mus, each warm-started from the last."""
-    n = corr.shape[0]
-    k = G.shape[0]
-    for tid in nb.prange(n_threads):
-        ws = make_workspace(k, S.shape[1])
-        rho = np.empty(k)
-        for i in range(tid, n, n_threads):
-            t = 0
-            for s in range(mus.shape[0]):
-                t, st = active_set_solve(G, corr[i], mus[s], S[i], w[i], t, tol, max_changes, rho, ws)
-                status[s, i] = max(status[s, i], st)
-                out_nnz[s, i] = t
-                for p in range(t):
-                    out_S[s, i, p] = S[i, p]
-                    out_w[s, i, p] = w[i, p]
-
-
-@nb.njit(parallel=True, cache=True)
-def _path_rows(G, corr, max_nnz, max_steps, out_idx, out_w, out_nnz, out_mu, status):
-    """Homotopy along the whole path for each row, stopping before max_nnz would be exceeded."""
-    n = corr.shape[0]
-    stops = np.zeros(1)
-    for i in nb.prange(n):
-        status[i] = homotopy_path(
-            G, corr[i], stops, max_nnz, max_steps, out_idx[i], out_w[i], out_nnz[i], out_mu[i]
-        )
 
 
 class ActiveSetSolver:
@@ -141,7 +109,7 @@ class ActiveSetSolver:
             out_S = np.zeros((len(lambdas), m, cap), np.int64)
             out_w = np.zeros((len(lambdas), m, cap))
             out_nnz = np.zeros((len(lambdas), m), np.int64)
-            _solve_rows(self.G, corr, lambdas / 2, self.tol, self.max_changes, nb.get_num_threads(), S, w, status, out_S, out_w, out_nnz)
+            solve_rows(self.G, corr, lambdas / 2, self.tol, self.max_changes, nb.get_num_threads(), S, w, status, out_S, out_w, out_nnz)
             for s in range(len(lambdas)):
                 parts[s].append(SolveResult(_to_csr(out_S[s], out_w[s], out_nnz[s], k), status[s]))
         return [_stack(p, k) for p in parts]
@@ -165,7 +133,7 @@ class ActiveSetSolver:
             cnt = np.zeros((m, 1), np.int64)
             mu = np.zeros((m, 1))
             status = np.zeros(m, np.int64)
-            _path_rows(self.G, corr, max_nnz, 10 * k, idx, wts, cnt, mu, status)
+            path_rows(self.G, corr, max_nnz, 10 * k, idx, wts, cnt, mu, status)
             codes.append(_to_csr(idx[:, 0], wts[:, 0], cnt[:, 0], k))
             lams.append(2 * mu[:, 0])
             stats.append(status.astype(np.int8))

@@ -19,6 +19,7 @@ import torch
 
 CHECK_EVERY = 10  # iterations between two convergence checks of a row
 POLISH_BUDGET = 1 << 24  # elements of the largest float64 temporary built while polishing
+POLISH_ROUNDS = 5  # solves per polish: each drops the concepts that came out non-positive
 
 
 @dataclass
@@ -179,7 +180,9 @@ class TorchSolver:
     def _polish(self, z: torch.Tensor, supp: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact minimiser on each row's support: w_S = (C_S C_S^T)^{-1} (C_S z - lam/2), in float64.
 
-        Returns the (m, k) codes and whether each is valid (positive Gram factor, w_S > 0)."""
+        Concepts that come out non-positive are dropped from S and the system re-solved, a few times,
+        since FISTA's support typically still holds a few slowly vanishing concepts. Returns the (m, k)
+        codes and whether each is valid (positive definite Gram, w_S > 0)."""
         C64 = self._C64
         m, k = supp.shape
         d = C64.shape[1]
@@ -192,11 +195,19 @@ class TorchSolver:
         chunk = max(1, POLISH_BUDGET // (smax * max(smax, d)))
         for a in range(0, m, chunk):
             sel, msk = idx[a : a + chunk], mask[a : a + chunk]
-            cs = C64[sel] * msk[..., None]  # padded rows are zero ...
-            gram = cs @ cs.transpose(1, 2) + torch.diag_embed((~msk).double())  # ... and get a unit pivot
-            rhs = (cs @ z[a : a + chunk, :, None]).squeeze(-1) - (lam / 2) * msk
-            factor, info = torch.linalg.cholesky_ex(gram)
-            ws = torch.cholesky_solve(rhs[..., None], factor).squeeze(-1) * msk
-            valid[a : a + chunk] = (info == 0) & ((ws > 0) | ~msk).all(1) & torch.isfinite(ws).all(1)
-            out[a : a + chunk].scatter_(1, sel, ws)
+            cs = C64[sel]
+            gram = cs @ cs.transpose(1, 2)
+            corr = (cs @ z[a : a + chunk, :, None]).squeeze(-1) - lam / 2
+            for _ in range(POLISH_ROUNDS):
+                pair = msk[:, :, None] & msk[:, None, :]
+                # rows and columns outside the support are zeroed and get a unit pivot
+                factor, info = torch.linalg.cholesky_ex(gram * pair + torch.diag_embed((~msk).double()))
+                ws = torch.cholesky_solve((corr * msk)[..., None], factor).squeeze(-1) * msk
+                ok = (info == 0) & torch.isfinite(ws).all(1)
+                neg = msk & (ws <= 0) & ok[:, None]
+                if not neg.any():
+                    break
+                msk = msk & ~neg
+            valid[a : a + chunk] = ok & ~neg.any(1)
+            out[a : a + chunk].scatter_(1, sel, torch.where(msk, ws, 0.0))
         return out, valid
