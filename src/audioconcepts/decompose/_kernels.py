@@ -141,53 +141,94 @@ def active_set_solve(G, c, mu, S, w, n_init, tol, max_changes, rho, ws):
     residual_correlations(G, c, S, w, t, rho)
 
     changes = 0
+    need_solve = t > 0
     single = False
     refreshed = False
     f_old = np.inf
     while True:
-        # Candidates: concepts off the support whose correlation exceeds mu.
-        n_viol = 0
-        for j in range(k):
-            if state[j] == 0 and rho[j] > mu + tol:
-                order[n_viol] = j
-                n_viol += 1
-        if n_viol == 0:
-            if refreshed:
+        if need_solve:  # a warm start's weights belong to another lambda: solve first
+            need_solve = False
+        else:
+            # Candidates: concepts off the support whose correlation exceeds mu.
+            n_viol = 0
+            for j in range(k):
+                if state[j] == 0 and rho[j] > mu + tol:
+                    order[n_viol] = j
+                    n_viol += 1
+            if n_viol == 0:
+                if refreshed:
+                    break
+                # Confirm on correlations recomputed from scratch (incremental updates drift).
+                residual_correlations(G, c, S, w, t, rho)
+                refreshed = True
+                continue
+            refreshed = False
+            room = cap - t
+            if room <= 0:
+                status = BUDGET
                 break
-            # Confirm on correlations recomputed from scratch (incremental updates drift).
-            residual_correlations(G, c, S, w, t, rho)
-            refreshed = True
-            continue
-        refreshed = False
-        room = cap - t
-        if room <= 0:
-            status = BUDGET
-            break
-        q = 1 if single else max(8, t)
-        q = min(q, n_viol, room)
-        # Partial selection of the q largest violations (q is small next to n_viol).
-        for a in range(q):
-            best = a
-            for i in range(a + 1, n_viol):
-                if rho[order[i]] > rho[order[best]]:
-                    best = i
-            order[a], order[best] = order[best], order[a]
-        t0 = t
-        for a in range(q):
-            j = order[a]
-            for p in range(t):
-                col[p] = G[S[p], j]
-            if chol_append(L, t, col, G[j, j]):
-                S[t] = j
-                w[t] = 0.0
-                state[j] = 1
-                t += 1
-            else:
-                state[j] = 2  # never a candidate again in this solve
-                skipped[n_skip] = j
-                n_skip += 1
-        if t == t0:
-            continue
+            q = 1 if single else max(8, t)
+            q = min(q, n_viol, room)
+            # Partial selection of the q largest violations (q is small next to n_viol).
+            for a in range(q):
+                best = a
+                for i in range(a + 1, n_viol):
+                    if rho[order[i]] > rho[order[best]]:
+                        best = i
+                order[a], order[best] = order[best], order[a]
+            changed = False
+            for a in range(q):
+                j = order[a]
+                for p in range(t):
+                    col[p] = G[S[p], j]
+                if chol_append(L, t, col, G[j, j]):
+                    S[t] = j
+                    w[t] = 0.0
+                    state[j] = 1
+                    t += 1
+                    changed = True
+                    continue
+                # j lies in the span of the support: C_j = sum_p a_p C_{S_p}, with L^T a = L[t, :t].
+                # Shifting weight onto j along that combination keeps the residual and lowers the
+                # l1 term when sum(a) > 1 (which is what j's violation means); it moves until a
+                # member reaches zero, and that member gives j its place.
+                sa = 0.0
+                for i in range(t - 1, -1, -1):
+                    v = L[t, i]
+                    for p in range(i + 1, t):
+                        v -= L[p, i] * z[p]
+                    z[i] = v / L[i, i]
+                    sa += z[i]
+                out = -1
+                delta = np.inf
+                if sa > 1.0 + 1e-12:
+                    for p in range(t):
+                        if z[p] > 0.0 and w[p] / z[p] < delta:
+                            delta = w[p] / z[p]
+                            out = p
+                if out < 0:
+                    state[j] = 2  # never a candidate again until the support shrinks
+                    skipped[n_skip] = j
+                    n_skip += 1
+                    continue
+                for p in range(t):
+                    w[p] -= delta * z[p]
+                state[S[out]] = 0
+                chol_delete(L, t, out)
+                for r in range(out, t - 1):
+                    S[r] = S[r + 1]
+                    w[r] = w[r + 1]
+                t -= 1
+                for p in range(t):
+                    col[p] = G[S[p], j]
+                if chol_append(L, t, col, G[j, j]):
+                    S[t] = j
+                    w[t] = delta
+                    state[j] = 1
+                    t += 1
+                changed = True
+            if not changed:
+                continue
         # Solve on the support, step back to feasibility, drop members that reach zero.
         # rho is left alone here and brought up to date once afterwards.
         while True:
