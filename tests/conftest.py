@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from sklearn.linear_model import Lasso
 
 from audioconcepts.caption_space import load_caption_space
 from audioconcepts.decompose.preprocess import center, l2_normalize
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download anything
 
 
 @pytest.fixture(scope="session")

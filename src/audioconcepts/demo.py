@@ -14,7 +14,9 @@ from audioconcepts.decompose import ConceptDecomposer
 DEMO_PENALTIES = (0.5, 0.25, 0.15, 0.1, 0.05, 0.01)
 
 
-def run_demo(l1_penalty: float = 0.15, examples: int = 5, top: int = 6, console: Console | None = None) -> None:
+def run_demo(
+    l1_penalty: float = 0.15, examples: int = 5, top: int = 6, rows: int | None = None, console: Console | None = None
+) -> None:
     """Print a few captions with their top concepts, then the sparsity/fidelity trade-off."""
     console = console or Console()
     space = load_caption_space()
@@ -28,27 +30,28 @@ def run_demo(l1_penalty: float = 0.15, examples: int = 5, top: int = 6, console:
         "embedded with the same model. With a CLAP model, the same code explains audio.\n"
     )
     dec = ConceptDecomposer(space.vocabulary, l1_penalty=l1_penalty).fit(Z)
-    rows = np.linspace(0, len(Z) - 1, examples).astype(int)
-    result = dec.decompose(Z.vectors[rows])
+    picked = np.linspace(0, len(Z) - 1, examples).astype(int)
+    result = dec.decompose(Z.vectors[picked])
     table = Table(title=f"Top concepts at l1_penalty={l1_penalty}", show_lines=True)
     table.add_column("caption (the sound)", max_width=48)
     table.add_column("concepts (weight)")
     table.add_column("n", justify="right")
     table.add_column("cosine", justify="right")
-    for pos, i in enumerate(rows):
+    for pos, i in enumerate(picked):
         concepts = ", ".join(f"{c} {w:.2f}" for c, w in result.explain(pos, top))
         table.add_row(space.captions[i], concepts, str(result.nnz[pos]), f"{result.cosine[pos]:.3f}")
     console.print(table)
 
-    sweep = Table(title=f"Sparsity and fidelity over l1_penalty ({len(Z)} captions)")
+    sample = Z.vectors[:rows] if rows else Z.vectors
+    sweep = Table(title=f"Sparsity and fidelity over l1_penalty ({len(sample)} captions)")
     for name in ("l1_penalty", "mean concepts", "mean cosine(recomposed, original)", "worst duality gap", "embeddings/s"):
         sweep.add_column(name, justify="right")
     for lam in DEMO_PENALTIES:
         dec.set_params(l1_penalty=lam)
         start = time.perf_counter()
-        r = dec.decompose(Z, certify=False)
-        rate = len(Z) / (time.perf_counter() - start)
-        gap = dec.decompose(Z.vectors[:500]).duality_gap
+        r = dec.decompose(sample, certify=False)
+        rate = len(sample) / (time.perf_counter() - start)
+        gap = dec.decompose(sample[:500]).duality_gap
         sweep.add_row(f"{lam:g}", f"{r.nnz.mean():.1f}", f"{np.nanmean(r.cosine):.3f}", f"{np.nanmax(gap):.1e}", f"{rate:,.0f}")
     console.print(sweep)
     console.print("(worst duality gap over the first 500 captions: an upper bound on distance from the exact optimum)")

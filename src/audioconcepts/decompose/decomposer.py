@@ -203,16 +203,17 @@ class ConceptDecomposer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
             hi = min(n, lo + self.batch_size)
             ok = valid[lo:hi]
             Zt = np.zeros((hi - lo, Z.shape[1]))
-            Zt[ok] = center(Z[lo:hi][ok], self.modality_mean_, self.normalize)
+            Zt[ok] = center(Z[lo:hi][ok], self.modality_mean_, self.normalize)  # invalid rows stay zero
             if lambdas == [None]:
                 solver = self.solver_ if isinstance(self.solver_, ActiveSetSolver) else ActiveSetSolver(self.components_)
                 codes, lam, status = solver.solve_path(Zt, int(self.target_l0))
                 results = [(codes, lam, status)]
             else:
                 results = [(r.codes, np.full(hi - lo, lam), r.status) for r, lam in zip(self.solver_.solve(Zt, lambdas), lambdas)]
+            original = l2_normalize(np.where(ok[:, None], Z[lo:hi], 0.0))
             for s, (codes, lam, status) in enumerate(results):
                 status = np.where(ok, status, INVALID).astype(np.int8)
-                cos = np.einsum("ij,ij->i", recompose(codes, self.components_, self.modality_mean_), l2_normalize(Z[lo:hi]))
+                cos = np.einsum("ij,ij->i", recompose(codes, self.components_, self.modality_mean_), original)
                 if want_certificate:
                     gap, kkt = certify(Zt, self.components_, codes, lam)
                     gap[~ok] = kkt[~ok] = np.nan
