@@ -94,10 +94,31 @@ def test_target_l0_solution_is_the_lasso_solution_at_the_reached_lambda(caption_
         assert np.abs(codes[i].toarray().ravel() - ref).max() < 1e-7
 
 
-def test_large_vocabulary_is_refused_with_a_pointer_to_the_torch_solver():
-    C = np.zeros((17_000, 2))
-    with pytest.raises(MemoryError, match="solver='torch'"):
-        make_solver("active-set", C)
+def test_without_gram_matrix_gives_the_same_codes(caption_problem):
+    """Vocabularies too large for a k x k Gram matrix use the concepts directly: same answers."""
+    C, Z = caption_problem
+    with_gram = make_solver("active-set", C)
+    without = make_solver("active-set", C, gram_bytes=0)
+    assert without.G.size == 0
+    for a, b in zip(with_gram.solve(Z[:6], [0.25, 0.05]), without.solve(Z[:6], [0.25, 0.05])):
+        assert abs(a.codes - b.codes).max() < 1e-10
+    pa, la, _ = with_gram.solve_path(Z[:6], 10)
+    pb, lb, _ = without.solve_path(Z[:6], 10)
+    assert abs(pa - pb).max() < 1e-10 and np.allclose(la, lb, rtol=1e-10)
+
+
+def test_fifty_thousand_concepts(caption_problem):
+    """k = 50,000 works with memory linear in k (no 20 GB Gram matrix)."""
+    C, Z = caption_problem
+    rng = np.random.default_rng(0)
+    big = np.vstack([C, C[rng.integers(0, len(C), 48_000)] + 0.05 * rng.normal(size=(48_000, C.shape[1]))])
+    big /= np.linalg.norm(big, axis=1, keepdims=True)
+    solver = make_solver("active-set", big)
+    assert solver.G.size == 0
+    result = solver.solve(Z[:2], [0.25])[0]
+    gap, kkt = certify(Z[:2], big, result.codes, 0.25)
+    assert result.codes.shape == (2, 50_000) and (result.status == 0).all()
+    assert (gap < 1e-9).all() and (kkt < 1e-8).all()
 
 
 def test_unknown_solver_name():

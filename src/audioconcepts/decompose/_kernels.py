@@ -86,21 +86,69 @@ def chol_solve(L, t, b, x, tmp):
 
 
 @nb.njit(cache=True, fastmath=FAST, nogil=True)
-def residual_correlations(G, c, S, w, t, rho):
-    """rho = c - G[:, S] w, from scratch (G symmetric, so its rows serve as columns)."""
-    k = c.shape[0]
-    for j in range(k):
-        rho[j] = c[j]
+def gram_column(G, C, S, t, j, col):
+    """col[p] = <C_{S_p}, C_j> for p < t; returns <C_j, C_j>. An empty G means: compute from C."""
+    if G.shape[0] > 0:
+        for p in range(t):
+            col[p] = G[S[p], j]
+        return G[j, j]
+    cj = C[j]
     for p in range(t):
-        row = G[S[p]]
-        wp = w[p]
-        for j in range(k):
-            rho[j] -= row[j] * wp
+        cp = C[S[p]]
+        v = 0.0
+        for q in range(cj.shape[0]):
+            v += cp[q] * cj[q]
+        col[p] = v
+    v = 0.0
+    for q in range(cj.shape[0]):
+        v += cj[q] * cj[q]
+    return v
+
+
+@nb.njit(cache=True, fastmath=FAST, nogil=True)
+def gram_combination(G, C, S, coef, t, out, scratch):
+    """out = G[:, S] coef, i.e. <C_j, sum_p coef_p C_{S_p}> for every concept j.
+
+    With the Gram matrix this reads t of its rows (O(k t)); without it, one pass over C (O(k d)).
+    scratch: a length-d buffer.
+    """
+    k = out.shape[0]
+    for j in range(k):
+        out[j] = 0.0
+    if G.shape[0] > 0:
+        for p in range(t):
+            row = G[S[p]]
+            cp = coef[p]
+            for j in range(k):
+                out[j] += row[j] * cp
+        return
+    d = C.shape[1]
+    for q in range(d):
+        scratch[q] = 0.0
+    for p in range(t):
+        row = C[S[p]]
+        cp = coef[p]
+        for q in range(d):
+            scratch[q] += row[q] * cp
+    for j in range(k):
+        row = C[j]
+        v = 0.0
+        for q in range(d):
+            v += row[q] * scratch[q]
+        out[j] = v
+
+
+@nb.njit(cache=True, fastmath=FAST, nogil=True)
+def residual_correlations(G, C, c, S, w, t, rho, scratch):
+    """rho = c - G[:, S] w: the correlation of every concept with the residual, from scratch."""
+    gram_combination(G, C, S, w, t, rho, scratch)
+    for j in range(c.shape[0]):
+        rho[j] = c[j] - rho[j]
 
 
 @nb.njit(cache=True, nogil=True)
-def make_workspace(k, cap):
-    """(L, b, z, tmp, col, state, order, skipped): scratch for active_set_solve, support capacity cap."""
+def make_workspace(k, d, cap):
+    """(L, b, z, tmp, col, state, order, skipped, vec): scratch for active_set_solve, support capacity cap."""
     return (
         np.empty((cap, cap)),
         np.empty(cap),
@@ -110,20 +158,21 @@ def make_workspace(k, cap):
         np.zeros(k, np.int8),
         np.empty(k, np.int64),
         np.empty(k, np.int64),
+        np.empty(d),
     )
 
 
 @nb.njit(cache=True, fastmath=FAST, nogil=True)
-def active_set_solve(G, c, mu, S, w, n_init, tol, max_changes, rho, ws):
+def active_set_solve(G, C, c, mu, S, w, n_init, tol, max_changes, rho, ws):
     """Solve one row from the warm start (S[:n_init], w[:n_init] >= 0), updating S, w in place.
 
-    G: (k, k) Gram, c: (k,) correlations, rho: (k,) output, the final residual correlations
+    G: (k, k) Gram, or (0, 0) to work from C (k, d) alone; c: (k,) correlations; rho: (k,) output, the final residual correlations
     c - G[:, S] w (recomputed from scratch); ws: a make_workspace() tuple.
     Returns (support size, status).
     """
     k = c.shape[0]
     cap = S.shape[0]
-    L, b, z, tmp, col, state, order, skipped = ws
+    L, b, z, tmp, col, state, order, skipped, vec = ws
     n_skip = 0
 
     t = 0  # factor the warm-start support, skipping degenerate members
@@ -131,14 +180,12 @@ def active_set_solve(G, c, mu, S, w, n_init, tol, max_changes, rho, ws):
         j = S[q]
         if state[j] != 0:
             continue
-        for p in range(t):
-            col[p] = G[S[p], j]
-        if chol_append(L, t, col, G[j, j]):
+        if chol_append(L, t, col, gram_column(G, C, S, t, j, col)):
             S[t] = j
             w[t] = max(w[q], 0.0)
             state[j] = 1
             t += 1
-    residual_correlations(G, c, S, w, t, rho)
+    residual_correlations(G, C, c, S, w, t, rho, vec)
 
     changes = 0
     need_solve = t > 0
@@ -159,7 +206,7 @@ def active_set_solve(G, c, mu, S, w, n_init, tol, max_changes, rho, ws):
                 if refreshed:
                     break
                 # Confirm on correlations recomputed from scratch (incremental updates drift).
-                residual_correlations(G, c, S, w, t, rho)
+                residual_correlations(G, C, c, S, w, t, rho, vec)
                 refreshed = True
                 continue
             refreshed = False
@@ -179,9 +226,7 @@ def active_set_solve(G, c, mu, S, w, n_init, tol, max_changes, rho, ws):
             changed = False
             for a in range(q):
                 j = order[a]
-                for p in range(t):
-                    col[p] = G[S[p], j]
-                if chol_append(L, t, col, G[j, j]):
+                if chol_append(L, t, col, gram_column(G, C, S, t, j, col)):
                     S[t] = j
                     w[t] = 0.0
                     state[j] = 1
@@ -219,9 +264,7 @@ def active_set_solve(G, c, mu, S, w, n_init, tol, max_changes, rho, ws):
                     S[r] = S[r + 1]
                     w[r] = w[r + 1]
                 t -= 1
-                for p in range(t):
-                    col[p] = G[S[p], j]
-                if chol_append(L, t, col, G[j, j]):
+                if chol_append(L, t, col, gram_column(G, C, S, t, j, col)):
                     S[t] = j
                     w[t] = delta
                     state[j] = 1
@@ -234,7 +277,7 @@ def active_set_solve(G, c, mu, S, w, n_init, tol, max_changes, rho, ws):
         while True:
             changes += 1
             if changes > max_changes:
-                residual_correlations(G, c, S, w, t, rho)
+                residual_correlations(G, C, c, S, w, t, rho, vec)
                 _clear(state, S, t, skipped, n_skip)
                 return t, BUDGET
             for p in range(t):
@@ -277,7 +320,7 @@ def active_set_solve(G, c, mu, S, w, n_init, tol, max_changes, rho, ws):
                     p += 1
             if t == 0:
                 break
-        residual_correlations(G, c, S, w, t, rho)
+        residual_correlations(G, C, c, S, w, t, rho, vec)
         # Objective (up to a constant): sum_S w (2 mu - c - rho).
         f_new = 0.0
         for p in range(t):
@@ -299,10 +342,10 @@ def _clear(state, S, t, skipped, n_skip):
 
 
 @nb.njit(cache=True, fastmath=FAST, nogil=True)
-def homotopy_path(G, c, stops, max_nnz, max_steps, out_idx, out_w, out_nnz, out_mu):
+def homotopy_path(G, C, c, stops, max_nnz, max_steps, out_idx, out_w, out_nnz, out_mu):
     """Follow the path on one working set and record the solution at each stop.
 
-    G: (m, m) Gram block (float64, rows C-contiguous); c: (m,) correlations with the target;
+    G: (m, m) Gram (or (0, 0) to work from C (m, d) alone); c: (m,) correlations with the target;
     stops: descending mu values at which to record; max_nnz: stop before the active set would
     exceed this (the target_l0 rule); out_*: per-stop outputs (support in working-set indices,
     weights, count, and the mu actually reached). Returns an exit code.
@@ -317,6 +360,7 @@ def homotopy_path(G, c, stops, max_nnz, max_steps, out_idx, out_w, out_nnz, out_
     u = np.zeros(cap)
     tmp = np.zeros(cap)
     ones = np.ones(cap)
+    vec = np.empty(C.shape[1])
     a = np.empty(m)
     rho = c.copy()
     t = 0
@@ -340,7 +384,7 @@ def homotopy_path(G, c, stops, max_nnz, max_steps, out_idx, out_w, out_nnz, out_
             out_nnz[q] = 0
             out_mu[q] = mu
         return OK
-    L[0, 0] = np.sqrt(G[jmax, jmax])
+    L[0, 0] = np.sqrt(gram_column(G, C, act, 0, jmax, tmp))
     act[0] = jmax
     in_act[jmax] = True
     t = 1
@@ -353,13 +397,7 @@ def homotopy_path(G, c, stops, max_nnz, max_steps, out_idx, out_w, out_nnz, out_
             break
         chol_solve(L, t, ones, u, tmp)
         # a = G[:, A] u  (the rate at which each correlation falls as mu falls)
-        for j in range(m):
-            a[j] = 0.0
-        for p in range(t):
-            up = u[p]
-            row = G[act[p]]
-            for j in range(m):
-                a[j] += row[j] * up
+        gram_combination(G, C, act, u, t, a, vec)
         # The next event: reach a stop, a concept joins, or an active weight hits zero.
         delta = mu - stops[s]
         kind = 0
@@ -408,9 +446,7 @@ def homotopy_path(G, c, stops, max_nnz, max_steps, out_idx, out_w, out_nnz, out_
             s += 1
         elif kind == 1:
             col = tmp  # reuse as scratch for G[A, who]
-            for p in range(t):
-                col[p] = G[act[p], who]
-            if chol_append(L, t, col, G[who, who]):
+            if chol_append(L, t, col, gram_column(G, C, act, t, who, col)):
                 act[t] = who
                 w[t] = 0.0
                 in_act[who] = True
@@ -433,7 +469,7 @@ def homotopy_path(G, c, stops, max_nnz, max_steps, out_idx, out_w, out_nnz, out_
                 for j in range(1, m):
                     if rho[j] > rho[jmax]:
                         jmax = j
-                L[0, 0] = np.sqrt(G[jmax, jmax])
+                L[0, 0] = np.sqrt(gram_column(G, C, act, 0, jmax, tmp))
                 act[0] = jmax
                 in_act[jmax] = True
                 t = 1
@@ -448,17 +484,16 @@ def homotopy_path(G, c, stops, max_nnz, max_steps, out_idx, out_w, out_nnz, out_
 
 
 @nb.njit(parallel=True, cache=True)
-def solve_rows(G, corr, mus, tol, max_changes, n_threads, S, w, status, out_S, out_w, out_nnz):
+def solve_rows(G, C, corr, mus, tol, max_changes, n_threads, S, w, status, out_S, out_w, out_nnz):
     """Active-set solves for a batch along descending mus, each warm-started from the last."""
-    n = corr.shape[0]
-    k = G.shape[0]
+    n, k = corr.shape
     for tid in nb.prange(n_threads):
-        ws = make_workspace(k, S.shape[1])
+        ws = make_workspace(k, C.shape[1], S.shape[1])
         rho = np.empty(k)
         for i in range(tid, n, n_threads):
             t = 0
             for s in range(mus.shape[0]):
-                t, st = active_set_solve(G, corr[i], mus[s], S[i], w[i], t, tol, max_changes, rho, ws)
+                t, st = active_set_solve(G, C, corr[i], mus[s], S[i], w[i], t, tol, max_changes, rho, ws)
                 status[s, i] = max(status[s, i], st)
                 out_nnz[s, i] = t
                 for p in range(t):
@@ -467,11 +502,11 @@ def solve_rows(G, corr, mus, tol, max_changes, n_threads, S, w, status, out_S, o
 
 
 @nb.njit(parallel=True, cache=True)
-def path_rows(G, corr, max_nnz, max_steps, out_idx, out_w, out_nnz, out_mu, status):
+def path_rows(G, C, corr, max_nnz, max_steps, out_idx, out_w, out_nnz, out_mu, status):
     """Homotopy along the whole path for each row, stopping before max_nnz would be exceeded."""
     n = corr.shape[0]
     stops = np.zeros(1)
     for i in nb.prange(n):
         status[i] = homotopy_path(
-            G, corr[i], stops, max_nnz, max_steps, out_idx[i], out_w[i], out_nnz[i], out_mu[i]
+            G, C, corr[i], stops, max_nnz, max_steps, out_idx[i], out_w[i], out_nnz[i], out_mu[i]
         )

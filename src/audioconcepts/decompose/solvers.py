@@ -8,7 +8,7 @@ return one SolveResult per lambda. They are selected by name:
 - "torch": batched accelerated proximal gradient, for GPUs (also runs on the CPU).
 - "sklearn": the paper's solver, scikit-learn Lasso(positive=True, alpha=lambda/(2d),
   fit_intercept=False) one target at a time; the reference.
-- "auto": "torch" on a CUDA device, else "active-set".
+- "auto": "torch" when a CUDA device is requested or available, else "active-set".
 """
 
 from __future__ import annotations
@@ -63,8 +63,10 @@ class ActiveSetSolver:
     """Compiled active-set solver; exact (to rounding) and deterministic.
 
     One matrix product gives the correlations of a batch with every concept; each row is then
-    solved on its own thread with a Cholesky-updated active set over the shared Gram matrix.
-    Along a list of lambdas each solve starts from the previous solution.
+    solved on its own thread with a Cholesky-updated active set. The (k, k) Gram matrix of the
+    concepts is precomputed when it fits in `gram_bytes` (k up to ~16,000 by default); beyond
+    that the kernels work from the (k, d) concepts directly, slower per row but with memory
+    linear in k. Along a list of lambdas each solve starts from the previous solution.
     """
 
     name = "active-set"
@@ -77,16 +79,11 @@ class ActiveSetSolver:
         tol: float = 1e-13,
         max_changes: int = 100_000,
         n_jobs: int | None = None,
+        gram_bytes: int = GRAM_BYTES_LIMIT,
     ) -> None:
         self.C = np.ascontiguousarray(concepts, dtype=np.float64)
         k, d = self.C.shape
-        if k * k * 8 > GRAM_BYTES_LIMIT:
-            raise MemoryError(
-                f"{k} concepts need a {k}x{k} Gram matrix ({k * k * 8 / 2**30:.1f} GiB); "
-                "the 'active-set' solver supports k up to 16,000. Use solver='torch', which "
-                "never forms it."
-            )
-        self.G = self.C @ self.C.T
+        self.G = self.C @ self.C.T if k * k * 8 <= gram_bytes else np.empty((0, 0))
         self.batch_size = batch_size
         self.tol = tol
         self.max_changes = max_changes
@@ -109,7 +106,7 @@ class ActiveSetSolver:
             out_S = np.zeros((len(lambdas), m, cap), np.int64)
             out_w = np.zeros((len(lambdas), m, cap))
             out_nnz = np.zeros((len(lambdas), m), np.int64)
-            solve_rows(self.G, corr, lambdas / 2, self.tol, self.max_changes, nb.get_num_threads(), S, w, status, out_S, out_w, out_nnz)
+            solve_rows(self.G, self.C, corr, lambdas / 2, self.tol, self.max_changes, nb.get_num_threads(), S, w, status, out_S, out_w, out_nnz)
             for s in range(len(lambdas)):
                 parts[s].append(SolveResult(_to_csr(out_S[s], out_w[s], out_nnz[s], k), status[s]))
         return [_stack(p, k) for p in parts]
@@ -118,7 +115,7 @@ class ActiveSetSolver:
         """Per row, the solution at the point where the path would first exceed max_nnz.
 
         Returns (codes, lambda reached per row, status per row). Exact homotopy over all
-        concepts, so the cost grows with k * max_nnz^2 per row.
+        concepts: the cost per row grows with k * max_nnz^2 (k * d * max_nnz without the Gram).
         """
         n, k = Z.shape[0], self.C.shape[0]
         codes, lams, stats = [], [], []
@@ -133,7 +130,7 @@ class ActiveSetSolver:
             cnt = np.zeros((m, 1), np.int64)
             mu = np.zeros((m, 1))
             status = np.zeros(m, np.int64)
-            path_rows(self.G, corr, max_nnz, 10 * k, idx, wts, cnt, mu, status)
+            path_rows(self.G, self.C, corr, max_nnz, 10 * k, idx, wts, cnt, mu, status)
             codes.append(_to_csr(idx[:, 0], wts[:, 0], cnt[:, 0], k))
             lams.append(2 * mu[:, 0])
             stats.append(status.astype(np.int8))
@@ -190,8 +187,6 @@ def make_solver(name: str, concepts: np.ndarray, *, device: str | None = None, *
     """The solver called `name` for these preprocessed concepts (see the module docstring)."""
     if name == "auto":
         name = "torch" if _cuda_requested(device) else "active-set"
-        if name == "active-set" and concepts.shape[0] ** 2 * 8 > GRAM_BYTES_LIMIT:
-            name = "torch"
     if name == "active-set":
         return ActiveSetSolver(concepts, **options)
     if name == "sklearn":

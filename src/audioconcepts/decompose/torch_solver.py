@@ -148,7 +148,7 @@ class TorchSolver:
                     cert[low] = self._gap64(w[low].double(), z64[low], lam)[0]
             supp = w > 0
             size = supp.sum(1)
-            fresh = (supp == supp_prev).all(1) & (supp != supp_polished).any(1)
+            fresh = (supp != supp_polished).any(1)
             todo = torch.nonzero(((gap <= tol) | fresh) & (size <= d)).squeeze(1)
             supp_prev = supp
             polished = None
