@@ -126,10 +126,7 @@ class ConceptDecomposer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
                     "modality_mean=...; or set center_embeddings=False"
                 )
             else:
-                Z, valid = self._validate_rows(X, "fit")
-                if not valid.any():
-                    raise ValueError("fit() got no valid embeddings (all rows are NaN, inf or zero)")
-                mean = (l2_normalize(Z[valid]) if self.normalize else Z[valid]).mean(axis=0)
+                mean = self._modality_mean(X)
             self.modality_mean_ = mean
         else:
             self.modality_mean_ = None
@@ -145,6 +142,18 @@ class ConceptDecomposer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
         self.solver_ = make_solver(self.solver, self.components_, device=self.device, **options)
         return self
 
+    def _modality_mean(self, X) -> np.ndarray:
+        """Mean of the (normalised) usable rows of X, accumulated batch by batch."""
+        X = self._check_array(X, "fit")
+        total, count = np.zeros(X.shape[1]), 0
+        for lo in range(0, X.shape[0], self.batch_size):
+            Zb, ok = self._validate_rows(X[lo : lo + self.batch_size], "fit")
+            total += (l2_normalize(Zb[ok]) if self.normalize else Zb[ok]).sum(axis=0)
+            count += int(ok.sum())
+        if count == 0:
+            raise ValueError("fit() got no usable embeddings (every row is NaN, inf or all zero)")
+        return total / count
+
     def _check_params(self) -> None:
         if not isinstance(self.vocabulary, Vocabulary):
             raise TypeError(f"vocabulary must be an audioconcepts.Vocabulary; got {type(self.vocabulary).__name__}")
@@ -157,20 +166,25 @@ class ConceptDecomposer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
         if not isinstance(self.batch_size, numbers.Integral) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer; got {self.batch_size!r}")
 
-    def _validate_rows(self, X, where: str) -> tuple[np.ndarray, np.ndarray]:
-        """(float64 array, mask of usable rows); wrong shape or dimension is an error."""
+    def _check_array(self, X, where: str) -> np.ndarray:
+        """The (n, d) array inside X, as given (no copy); wrong shape or dimension is an error."""
         X = check_fingerprint(X, self.vocabulary.fingerprint)
         if sp.issparse(X):
             raise TypeError(f"{where}() expects dense embeddings, not a sparse matrix")
-        Z = np.asarray(X, dtype=np.float64)
+        Z = np.asarray(X)
         if Z.ndim == 1:
             Z = Z[None, :]
         d = self.vocabulary.dim
-        if Z.ndim != 2 or Z.shape[1] != d:
+        if Z.ndim != 2 or Z.shape[1] != d or not np.issubdtype(Z.dtype, np.number):
             raise ValueError(
-                f"{where}() got embeddings of shape {Z.shape}, but the vocabulary is {d}-dimensional "
-                f"({self.vocabulary.fingerprint!r}); embed with the same model as the vocabulary"
+                f"{where}() got embeddings of shape {Z.shape} and dtype {Z.dtype}, but the vocabulary is "
+                f"{d}-dimensional ({self.vocabulary.fingerprint!r}); embed with the same model as the vocabulary"
             )
+        return Z
+
+    def _validate_rows(self, X, where: str) -> tuple[np.ndarray, np.ndarray]:
+        """(float64 array, mask of usable rows: finite and not all zero)."""
+        Z = np.asarray(self._check_array(X, where), dtype=np.float64)
         with np.errstate(invalid="ignore", over="ignore"):
             valid = np.isfinite(Z).all(axis=1) & np.any(Z != 0, axis=1)
         return Z, valid
@@ -196,21 +210,23 @@ class ConceptDecomposer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
 
     def _decompose(self, lambdas: list, X, want_certificate: bool) -> list[Decomposition]:
         check_is_fitted(self, "components_")
-        Z, valid = self._validate_rows(X, "transform")
-        n, k = Z.shape[0], len(self.vocabulary)
+        X = self._check_array(X, "transform")
+        n, k = X.shape[0], len(self.vocabulary)
         parts: list[list[Decomposition]] = [[] for _ in lambdas]
+        bad: list[np.ndarray] = []
         for lo in range(0, n, self.batch_size):
             hi = min(n, lo + self.batch_size)
-            ok = valid[lo:hi]
-            Zt = np.zeros((hi - lo, Z.shape[1]))
-            Zt[ok] = center(Z[lo:hi][ok], self.modality_mean_, self.normalize)  # invalid rows stay zero
+            Zb, ok = self._validate_rows(X[lo:hi], "transform")  # one batch in float64 at a time
+            bad.append(lo + np.flatnonzero(~ok))
+            Zt = np.zeros_like(Zb)
+            Zt[ok] = center(Zb[ok], self.modality_mean_, self.normalize)  # invalid rows stay zero
             if lambdas == [None]:
                 solver = self.solver_ if isinstance(self.solver_, ActiveSetSolver) else ActiveSetSolver(self.components_)
                 codes, lam, status = solver.solve_path(Zt, int(self.target_l0))
                 results = [(codes, lam, status)]
             else:
                 results = [(r.codes, np.full(hi - lo, lam), r.status) for r, lam in zip(self.solver_.solve(Zt, lambdas), lambdas)]
-            original = l2_normalize(np.where(ok[:, None], Z[lo:hi], 0.0))
+            original = l2_normalize(np.where(ok[:, None], Zb, 0.0))
             for s, (codes, lam, status) in enumerate(results):
                 status = np.where(ok, status, INVALID).astype(np.int8)
                 cos = np.einsum("ij,ij->i", recompose(codes, self.components_, self.modality_mean_), original)
@@ -222,7 +238,7 @@ class ConceptDecomposer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
                 parts[s].append(
                     Decomposition(codes, self.vocabulary.concepts, lam, codes.getnnz(axis=1), np.where(ok, cos, np.nan), gap, kkt, status)
                 )
-        bad = np.flatnonzero(~valid)
+        bad = np.concatenate(bad) if bad else np.zeros(0, int)
         if bad.size:
             warnings.warn(
                 f"{bad.size} of {n} rows are not usable embeddings (NaN, inf or all zero), e.g. rows "

@@ -32,14 +32,16 @@ class SolveResult:
     status: np.ndarray
 
 
-def _duality_gap(w: torch.Tensor, z: torch.Tensor, r: torch.Tensor, rho: torch.Tensor, lam: float) -> torch.Tensor:
-    """Per-row duality gap of w, given its residual r = z - C^T w and correlations rho = C r."""
+def _duality_gap(
+    w: torch.Tensor, z: torch.Tensor, r: torch.Tensor, rho: torch.Tensor, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row duality gap and primal objective of w, given its residual r = z - C^T w and rho = C r."""
     rr = (r * r).sum(1)
     primal = rr + lam * w.sum(1)
     top = rho.amax(1)
     s = torch.where(top > 0, ((lam / 2) / top).clamp(max=1.0), torch.ones_like(top))
     dual = 2 * s * (r * z).sum(1) - s * s * rr
-    return primal - dual
+    return primal - dual, primal
 
 
 class TorchSolver:
