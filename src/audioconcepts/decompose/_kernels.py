@@ -342,67 +342,51 @@ def _clear(state, S, t, skipped, n_skip):
 
 
 @nb.njit(cache=True, fastmath=FAST, nogil=True)
-def homotopy_path(G, C, c, stops, max_nnz, max_steps, out_idx, out_w, out_nnz, out_mu):
-    """Follow the path on one working set and record the solution at each stop.
+def homotopy_path(G, C, c, max_nnz, max_steps, out_idx, out_w):
+    """Follow one target's exact path from lambda_max down, stopping where it would first exceed max_nnz.
 
-    G: (m, m) Gram (or (0, 0) to work from C (m, d) alone); c: (m,) correlations with the target;
-    stops: descending mu values at which to record; max_nnz: stop before the active set would
-    exceed this (the target_l0 rule); out_*: per-stop outputs (support in working-set indices,
-    weights, count, and the mu actually reached). Returns an exit code.
+    G: (k, k) Gram (or (0, 0) to work from C (k, d) alone); c: (k,) correlations with the target.
+    Each step moves mu = lambda / 2 down to the next event (a concept joins or an active weight
+    reaches zero) with a Cholesky factor of the active Gram block kept up to date. Writes the
+    support and weights at the stopping point to out_idx / out_w and returns (nnz, mu, status).
     """
-    m = c.shape[0]
-    n_stops = stops.shape[0]
-    cap = min(m, max_nnz) + 1
+    k = c.shape[0]
+    cap = min(k, max_nnz) + 1
     L = np.zeros((cap, cap))
     act = np.empty(cap, np.int64)
-    in_act = np.zeros(m, np.bool_)
+    in_act = np.zeros(k, np.bool_)
     w = np.zeros(cap)
     u = np.zeros(cap)
     tmp = np.zeros(cap)
     ones = np.ones(cap)
     vec = np.empty(C.shape[1])
-    a = np.empty(m)
+    a = np.empty(k)
     rho = c.copy()
-    t = 0
-    s = 0
     status = OK
-
-    # Entry point: the largest correlation.
-    jmax = 0
-    for j in range(1, m):
-        if rho[j] > rho[jmax]:
-            jmax = j
-    mu = rho[jmax]
-    while s < n_stops and stops[s] >= mu:
-        out_nnz[s] = 0
-        out_mu[s] = stops[s]
-        s += 1
-    if s == n_stops:
-        return OK
-    if max_nnz < 1:
-        for q in range(s, n_stops):
-            out_nnz[q] = 0
-            out_mu[q] = mu
-        return OK
-    L[0, 0] = np.sqrt(gram_column(G, C, act, 0, jmax, tmp))
-    act[0] = jmax
-    in_act[jmax] = True
-    t = 1
-
+    t = 0
+    mu = 0.0
     steps = 0
-    while s < n_stops:
+    while steps <= max_steps:
         steps += 1
-        if steps > max_steps:
-            status = BUDGET
-            break
+        if t == 0:  # (re)start from the largest correlation
+            jmax = 0
+            for j in range(1, k):
+                if rho[j] > rho[jmax]:
+                    jmax = j
+            mu = rho[jmax]
+            if mu <= 0.0 or max_nnz < 1:
+                break
+            L[0, 0] = np.sqrt(gram_column(G, C, act, 0, jmax, tmp))
+            act[0] = jmax
+            in_act[jmax] = True
+            t = 1
         chol_solve(L, t, ones, u, tmp)
-        # a = G[:, A] u  (the rate at which each correlation falls as mu falls)
-        gram_combination(G, C, act, u, t, a, vec)
-        # The next event: reach a stop, a concept joins, or an active weight hits zero.
-        delta = mu - stops[s]
+        gram_combination(G, C, act, u, t, a, vec)  # how fast each correlation falls with mu
+        # The next event: mu reaches 0, a concept joins, or an active weight hits zero.
+        delta = mu
         kind = 0
         who = -1
-        for j in range(m):
+        for j in range(k):
             if not in_act[j] and a[j] < 1.0 - 1e-12:
                 dj = (mu - rho[j]) / (1.0 - a[j])
                 if dj < delta:
@@ -416,37 +400,16 @@ def homotopy_path(G, C, c, stops, max_nnz, max_steps, out_idx, out_w, out_nnz, o
                     delta = dp
                     kind = 2
                     who = p
-        if delta < 0.0:
-            delta = 0.0
-        if kind == 1 and t >= max_nnz:
-            # The path would exceed max_nnz here: this breakpoint is the answer for every stop left.
-            kind = 0
-            for p in range(t):
-                w[p] += delta * u[p]
-            mu -= delta
-            for q in range(s, n_stops):
-                out_nnz[q] = t
-                out_mu[q] = mu
-                for p in range(t):
-                    out_idx[q, p] = act[p]
-                    out_w[q, p] = w[p]
-            s = n_stops
-            break
+        delta = max(delta, 0.0)
         for p in range(t):
             w[p] += delta * u[p]
-        for j in range(m):
-            rho[j] -= delta * a[j]
         mu -= delta
-        if kind == 0:
-            out_nnz[s] = t
-            out_mu[s] = stops[s]
-            for p in range(t):
-                out_idx[s, p] = act[p]
-                out_w[s, p] = w[p]
-            s += 1
-        elif kind == 1:
-            col = tmp  # reuse as scratch for G[A, who]
-            if chol_append(L, t, col, gram_column(G, C, act, t, who, col)):
+        if kind == 0 or (kind == 1 and t >= max_nnz):
+            break  # the end of the path, or the breakpoint before it exceeds max_nnz
+        for j in range(k):
+            rho[j] -= delta * a[j]
+        if kind == 1:
+            if chol_append(L, t, tmp, gram_column(G, C, act, t, who, tmp)):
                 act[t] = who
                 w[t] = 0.0
                 in_act[who] = True
@@ -462,25 +425,12 @@ def homotopy_path(G, C, c, stops, max_nnz, max_steps, out_idx, out_w, out_nnz, o
                 act[p] = act[p + 1]
                 w[p] = w[p + 1]
             t -= 1
-            w[t] = 0.0
-            if t == 0:
-                # Empty active set again: restart from the largest correlation.
-                jmax = 0
-                for j in range(1, m):
-                    if rho[j] > rho[jmax]:
-                        jmax = j
-                L[0, 0] = np.sqrt(gram_column(G, C, act, 0, jmax, tmp))
-                act[0] = jmax
-                in_act[jmax] = True
-                t = 1
-    if status == BUDGET:
-        for q in range(s, n_stops):
-            out_nnz[q] = t
-            out_mu[q] = mu
-            for p in range(t):
-                out_idx[q, p] = act[p]
-                out_w[q, p] = w[p]
-    return status
+    else:
+        status = BUDGET
+    for p in range(t):
+        out_idx[p] = act[p]
+        out_w[p] = w[p]
+    return t, mu, status
 
 
 @nb.njit(parallel=True, cache=True)
@@ -503,10 +453,6 @@ def solve_rows(G, C, corr, mus, tol, max_changes, n_threads, S, w, status, out_S
 
 @nb.njit(parallel=True, cache=True)
 def path_rows(G, C, corr, max_nnz, max_steps, out_idx, out_w, out_nnz, out_mu, status):
-    """Homotopy along the whole path for each row, stopping before max_nnz would be exceeded."""
-    n = corr.shape[0]
-    stops = np.zeros(1)
-    for i in nb.prange(n):
-        status[i] = homotopy_path(
-            G, C, corr[i], stops, max_nnz, max_steps, out_idx[i], out_w[i], out_nnz[i], out_mu[i]
-        )
+    """homotopy_path for every row of a batch, in parallel."""
+    for i in nb.prange(corr.shape[0]):
+        out_nnz[i], out_mu[i], status[i] = homotopy_path(G, C, corr[i], max_nnz, max_steps, out_idx[i], out_w[i])

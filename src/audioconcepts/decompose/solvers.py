@@ -125,14 +125,14 @@ class ActiveSetSolver:
             m = Zb.shape[0]
             corr = Zb @ self.C.T
             cap = min(max_nnz, self.capacity) + 1
-            idx = np.zeros((m, 1, cap), np.int64)
-            wts = np.zeros((m, 1, cap))
-            cnt = np.zeros((m, 1), np.int64)
-            mu = np.zeros((m, 1))
+            idx = np.zeros((m, cap), np.int64)
+            wts = np.zeros((m, cap))
+            cnt = np.zeros(m, np.int64)
+            mu = np.zeros(m)
             status = np.zeros(m, np.int64)
             path_rows(self.G, self.C, corr, max_nnz, 10 * k, idx, wts, cnt, mu, status)
-            codes.append(_to_csr(idx[:, 0], wts[:, 0], cnt[:, 0], k))
-            lams.append(2 * mu[:, 0])
+            codes.append(_to_csr(idx, wts, cnt, k))
+            lams.append(2 * mu)
             stats.append(status.astype(np.int8))
         return sp.vstack(codes, format="csr") if codes else sp.csr_matrix((0, k)), np.concatenate(lams), np.concatenate(stats)
 
