@@ -25,6 +25,7 @@ def test_solutions_are_nonnegative_and_satisfy_kkt(problem, lam):
     C, Z = problem
     result = make_solver("active-set", C).solve(Z, [lam])[0]
     assert (result.codes.data > 0).all()
+    assert (result.status == 0).all()
     gap, kkt = certify(Z, C, result.codes, lam)
     assert (kkt < 1e-9).all()
     assert (gap < 1e-10).all()

@@ -312,14 +312,15 @@ def active_set_solve(G, C, c, mu, S, w, n_init, tol, max_changes, rho, ws):
                         w[r] = w[r + 1]
                         z[r] = z[r + 1]
                     t -= 1
-                    # A smaller support may take concepts that were degenerate against the larger one.
-                    for q in range(n_skip):
-                        state[skipped[q]] = 0
-                    n_skip = 0
                 else:
                     p += 1
             if t == 0:
                 break
+        # Skips were judged against a support that was not yet solved (or has since shrunk):
+        # let every skipped concept be tried again against this solution.
+        for q in range(n_skip):
+            state[skipped[q]] = 0
+        n_skip = 0
         residual_correlations(G, C, c, S, w, t, rho, vec)
         # Objective (up to a constant): sum_S w (2 mu - c - rho).
         f_new = 0.0
