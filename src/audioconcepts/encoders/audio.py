@@ -253,3 +253,23 @@ class WindowedAudioEncoder(ABC):
             [self._embed_windows(np.stack(windows[i : i + batch_size])) for i in range(0, len(windows), batch_size)]
         )
         return pool_windows(embedded, [len(w) for w in per_clip])
+
+
+#: Extensions picked up when a folder is searched for audio.
+AUDIO_EXTENSIONS = frozenset({"wav", "flac", "ogg", "mp3", "aif", "aiff"})
+
+
+def find_audio_files(paths: Sequence[PathLike]) -> list[str]:
+    """Files named in `paths`, plus the audio files (by extension) found recursively under named folders.
+
+    Named files are kept whatever their extension or existence, so a wrong one is reported as a
+    failure rather than silently skipped. Order: as given, folder contents sorted; no duplicates."""
+    found: list[str] = []
+    for path in map(os.fspath, paths):
+        if os.path.isdir(path):
+            found += sorted(
+                str(p) for p in Path(path).rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS
+            )
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))

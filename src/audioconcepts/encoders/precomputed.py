@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +69,23 @@ def load(path: str) -> PrecomputedEmbeddings:
     return PrecomputedEmbeddings(_checked(vectors, fingerprint, ids, path), ids, path)
 
 
-def save_precomputed(path: str | os.PathLike, embeddings: Embeddings, ids: Sequence[str] | None = None) -> None:
-    """Write `embeddings` to .npy (+ .json sidecar) or .parquet (ids default to "0".."n-1" there)."""
+def save_precomputed(
+    path: str | os.PathLike,
+    embeddings: Embeddings,
+    ids: Sequence[str] | None = None,
+    extra: Mapping[str, Sequence[str]] | None = None,
+) -> None:
+    """Write `embeddings` to .npy (+ .json sidecar) or .parquet (ids default to "0".."n-1" there).
+
+    `extra`: more string columns for Parquet (e.g. path, content_hash), one value per row; the
+    loader ignores them."""
     file = Path(path)
     ids = None if ids is None else [str(i) for i in ids]
     vectors = np.asarray(embeddings.vectors, dtype=np.float32)
     _checked(vectors, embeddings.fingerprint, ids, str(path))
     if file.suffix.lower() == ".npy":
+        if extra:
+            raise ValueError(f"{path}: extra columns need a .parquet file")
         np.save(file, vectors)
         sidecar = {"fingerprint": embeddings.fingerprint} | ({"ids": ids} if ids is not None else {})
         file.with_suffix(".json").write_text(json.dumps(sidecar, indent=1))
@@ -84,14 +94,14 @@ def save_precomputed(path: str | os.PathLike, embeddings: Embeddings, ids: Seque
         import pyarrow.parquet as pq
 
         n, d = vectors.shape
-        table = pa.table(
-            {
-                "id": pa.array(ids if ids is not None else [str(i) for i in range(n)], pa.string()),
-                "fingerprint": pa.array([embeddings.fingerprint] * n, pa.string()),
-                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), d),
-            }
-        )
-        pq.write_table(table, file)
+        columns = {"id": pa.array(ids if ids is not None else [str(i) for i in range(n)], pa.string())}
+        for name, values in (extra or {}).items():
+            if name in _COLUMNS or len(values) != n:
+                raise ValueError(f"extra column {name!r}: needs a new name and one value per row ({n})")
+            columns[name] = pa.array([str(v) for v in values], pa.string())
+        columns["fingerprint"] = pa.array([embeddings.fingerprint] * n, pa.string())
+        columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), d)
+        pq.write_table(pa.table(columns), file)
     else:
         raise ValueError(f"{path}: use a .npy or .parquet file name")
 
