@@ -76,7 +76,8 @@ class ConceptDecomposer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
     l1_penalty : float, the lambda of the objective (> 0).
     target_l0 : int or None. If set, each row gets the solution on its exact regularisation path
         at the point where the path would first exceed target_l0 non-zeros (it overrides
-        l1_penalty; the lambda reached is reported per row).
+        l1_penalty; the lambda reached is reported per row). Always solved by the compiled
+        homotopy of the active-set solver, whatever `solver` says.
     solver : "auto", "active-set", "torch" or "sklearn" (the paper's solver).
     normalize, center_concepts, center_embeddings : switch each preprocessing step.
     device : torch device for solver="torch" ("cuda", "cpu", ...).
@@ -140,6 +141,8 @@ class ConceptDecomposer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
         if self.n_jobs is not None and self.solver in ("auto", "active-set"):
             options["n_jobs"] = self.n_jobs
         self.solver_ = make_solver(self.solver, self.components_, device=self.device, **options)
+        if self.target_l0 is not None and not isinstance(self.solver_, ActiveSetSolver):
+            self.solver_ = ActiveSetSolver(self.components_)  # the exact path needs the homotopy
         return self
 
     def _modality_mean(self, X) -> np.ndarray:
@@ -221,8 +224,7 @@ class ConceptDecomposer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
             Zt = np.zeros_like(Zb)
             Zt[ok] = center(Zb[ok], self.modality_mean_, self.normalize)  # invalid rows stay zero
             if lambdas == [None]:
-                solver = self.solver_ if isinstance(self.solver_, ActiveSetSolver) else ActiveSetSolver(self.components_)
-                codes, lam, status = solver.solve_path(Zt, int(self.target_l0))
+                codes, lam, status = self.solver_.solve_path(Zt, int(self.target_l0))
                 results = [(codes, lam, status)]
             else:
                 results = [(r.codes, np.full(hi - lo, lam), r.status) for r, lam in zip(self.solver_.solve(Zt, lambdas), lambdas)]
