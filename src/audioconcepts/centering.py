@@ -22,7 +22,7 @@ import numpy as np
 from audioconcepts.decompose.preprocess import l2_normalize
 from audioconcepts.embeddings import Embeddings, check_fingerprint
 from audioconcepts.encoders.cache import EmbeddingCache
-from audioconcepts.encoders.cached import embed_files
+from audioconcepts.encoders.cached import Progress, embed_files, start_task
 
 #: Fewer usable embeddings than this and the bundled reference set is used instead.
 MIN_OWN_FILES = 20
@@ -37,17 +37,25 @@ class Centering:
 
 
 def audio_modality_mean(
-    encoder: Any, own: Embeddings, cache: EmbeddingCache | None, *, min_files: int = MIN_OWN_FILES
+    encoder: Any,
+    own: Embeddings,
+    cache: EmbeddingCache | None,
+    *,
+    min_files: int = MIN_OWN_FILES,
+    progress: Progress | None = None,
 ) -> Centering:
     """The mean of `own` (the user's embeddings from `encoder`: finite unit rows, one per file) if it
-    has at least `min_files` rows, else the mean of the bundled reference clips embedded with `encoder`."""
+    has at least `min_files` rows, else the mean of the bundled reference clips embedded with `encoder`
+    (reported as an "embedding reference clips" task of `progress`)."""
     vectors = check_fingerprint(own, encoder.fingerprint, "the encoder")
     if len(vectors) >= min_files:
         return Centering(l2_normalize(vectors).mean(axis=0), f"your {len(vectors)} files")
     with ExitStack() as stack:
         folder = resources.files("audioconcepts.data").joinpath("reference_clips")
         clips = sorted((f for f in folder.iterdir() if f.name.endswith(".flac")), key=lambda f: f.name)
-        reference = embed_files(encoder, [stack.enter_context(resources.as_file(f)) for f in clips], cache)
+        files = [stack.enter_context(resources.as_file(f)) for f in clips]
+        advance = start_task(progress, "embedding reference clips", len(files))
+        reference = embed_files(encoder, files, cache, progress=advance)
     if reference.failures or not reference.paths:
         raise RuntimeError(f"the bundled reference clips could not be embedded: {reference.failures[:3]}")
     n = len(reference.paths)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:  # imported lazily at run time, so `--help` does not load numpy and the audio stack
+    from audioconcepts.encoders.cached import Advance, Progress
 
 app = typer.Typer(help="Read CLAP audio embeddings as sparse mixes of named concepts.", no_args_is_help=True)
 
@@ -72,13 +76,15 @@ def explain(
     files = _find_files(paths)
     with _open_cache(cache_dir, no_cache) as cache, _model_errors():
         encoder = _load_model(model)
-        try:
-            vocabulary = embed_vocabulary(vocab, encoder, cache)
-        except (OSError, ValueError) as e:
-            _error(f"cannot use vocabulary {vocab!r}: {e}")
-            raise typer.Exit(EXIT_MODEL_UNAVAILABLE) from None
-        with _progress(len(files)) as advance:
-            result = explain_audio(files, encoder, vocabulary, l1_penalty=l1_penalty, top=top, cache=cache, progress=advance)
+        with _progress() as progress:
+            try:
+                vocabulary = embed_vocabulary(vocab, encoder, cache, progress=progress)
+            except (OSError, ValueError) as e:
+                _error(f"cannot use vocabulary {vocab!r}: {e}")
+                raise typer.Exit(EXIT_MODEL_UNAVAILABLE) from None
+            result = explain_audio(
+                files, encoder, vocabulary, l1_penalty=l1_penalty, top=top, cache=cache, progress=progress
+            )
     if as_json:
         rows = [
             {"path": r.path, "concepts": [{"concept": c, "weight": w} for c, w in r.concepts], "nnz": r.nnz, "cosine": r.cosine}
@@ -112,8 +118,8 @@ def embed(
     files = _find_files(paths)
     with _open_cache(cache_dir, no_cache) as cache, _model_errors():
         encoder = _load_model(model)
-        with _progress(len(files)) as advance:
-            result = embed_files(encoder, files, cache, progress=advance)
+        with _progress() as progress:
+            result = embed_files(encoder, files, cache, progress=progress("embedding audio", len(files)))
     failures = [(e.path, e.reason) for e in result.failures]
     if not result.paths:
         _exit_for(failures, "no file could be embedded; nothing written")
@@ -179,15 +185,20 @@ def _model_errors() -> Iterator[None]:
 
 
 @contextmanager
-def _progress(total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar over `total` files on stderr (only when stderr is a terminal); yields advance(n)."""
+def _progress() -> Iterator[Progress]:
+    """Progress bars on stderr (only when stderr is a terminal), one per task the yielded
+    `progress(description, total)` starts; it returns that task's advance(n)."""
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import Progress as RichProgress
 
     console = Console(stderr=True)
-    with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
-        task = progress.add_task("embedding audio", total=total)
-        yield lambda n: progress.advance(task, n)
+    with RichProgress(console=console, transient=True, disable=not console.is_terminal) as bars:
+
+        def start(description: str, total: int) -> Advance:
+            task = bars.add_task(description, total=total)
+            return lambda n: bars.advance(task, n)
+
+        yield start
 
 
 def _exit_for(failures: list[tuple[str, str]], summary: str | None = None) -> None:

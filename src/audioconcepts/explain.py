@@ -6,7 +6,7 @@ This is what `audioconcepts explain` runs; the command line only parses options 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from audioconcepts.decompose import ConceptDecomposer
 from audioconcepts.encoders import load_encoder
 from audioconcepts.encoders.audio import PathLike, find_audio_files
 from audioconcepts.encoders.cache import EmbeddingCache
-from audioconcepts.encoders.cached import embed_files
+from audioconcepts.encoders.cached import Progress, embed_files, start_task
 from audioconcepts.vocab import Vocabulary
 from audioconcepts.vocab.sources import DEFAULT_VOCABULARY, embed_vocabulary
 
@@ -49,21 +49,23 @@ def explain_audio(
     top: int = 5,
     cache: EmbeddingCache | None = None,
     min_own_files: int = MIN_OWN_FILES,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> ExplainResult:
     """Explain every audio file in `paths` (files, or folders searched recursively) as concepts.
 
     model: an encoder spec for `load_encoder` or a loaded encoder. vocab: a shipped name, a text
     file (one concept per line) or a Vocabulary of the same model. Embeddings go through `cache`
     (None: no cache). Files that fail are reported in `failures`; the others are explained.
-    `progress(n)` is called as n more files are embedded."""
+    `progress` gets one task per embedding step: the concepts, the audio files and, when used for
+    centering, the reference clips."""
     encoder = load_encoder(model) if isinstance(model, str) else model
-    vocabulary = vocab if isinstance(vocab, Vocabulary) else embed_vocabulary(vocab, encoder, cache)
-    files = embed_files(encoder, find_audio_files(paths), cache, progress=progress)
+    vocabulary = vocab if isinstance(vocab, Vocabulary) else embed_vocabulary(vocab, encoder, cache, progress=progress)
+    found = find_audio_files(paths)
+    files = embed_files(encoder, found, cache, progress=start_task(progress, "embedding audio", len(found)))
     failures = [(e.path, e.reason) for e in files.failures]
     if not files.paths:
         return ExplainResult([], failures, "none (no file could be embedded)", files.computed)
-    centering = audio_modality_mean(encoder, files.embeddings, cache, min_files=min_own_files)
+    centering = audio_modality_mean(encoder, files.embeddings, cache, min_files=min_own_files, progress=progress)
     decomposer = ConceptDecomposer(vocabulary, l1_penalty=l1_penalty).fit(modality_mean=centering.mean)
     result = decomposer.decompose(files.embeddings)
     rows = [

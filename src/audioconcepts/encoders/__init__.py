@@ -6,8 +6,8 @@
   known prefix ("laion/clap-htsat-unfused", "./my-clap") also means this backend.
 - ``sentence-transformers:<hub id or directory>`` -- a text-only embedding space (no audio tower).
 - ``precomputed:<file.npy | file.parquet>`` -- embeddings made elsewhere, with their fingerprint.
-- ``msclap:2023``, ``msclap:2022``, ``laion-clap:<checkpoint>`` -- optional adapters, not available
-  yet (their packages cannot share an environment with this one; see DESIGN.md).
+- ``msclap:2023``, ``msclap:2022``, ``laion-clap:<checkpoint file or name>`` -- optional adapters for
+  the msclap and laion_clap packages, which need an environment of their own (see `adapter_base`).
 
 Backends are imported only when used, so importing this package does not import torch. Add one
 with `register_backend`.
@@ -92,26 +92,8 @@ def register_backend(prefix: str, loader: str | Loader) -> None:
     _BACKENDS[prefix] = loader
 
 
-def _optional_adapter(prefix: str, package: str, install: str) -> Loader:
-    """A loader that explains why the `prefix` adapter is not available and what to do instead."""
-
-    def load(target: str, **options: Any) -> Encoder:
-        raise AdapterUnavailableError(
-            f"'{prefix}:{target}' needs the optional {package} adapter, which is not available in this version "
-            f"of audioconcepts. It will wrap the {package!r} package ({install}), which pins numpy<2 and older "
-            "libraries and so cannot share an environment with the rest of audioconcepts. Meanwhile: embed "
-            f"your audio with {package} in a separate environment, save the vectors with their fingerprint "
-            "(audioconcepts.encoders.precomputed.save_precomputed, or an .npy plus a .json sidecar), and load "
-            "them here with 'precomputed:<file>'."
-        )
-
-    return load
-
-
-register_backend(
-    "msclap", _optional_adapter("msclap", "msclap", "pip install msclap; needs a torchaudio matching torch")
-)
-register_backend("laion-clap", _optional_adapter("laion-clap", "laion_clap", "pip install laion-clap torchvision"))
+register_backend("msclap", "audioconcepts.encoders.msclap:load")
+register_backend("laion-clap", "audioconcepts.encoders.laion_clap:load")
 
 
 def load_encoder(spec: str, **options: Any) -> Encoder:
@@ -160,15 +142,19 @@ def model_unavailable(backend: str, source: str, reason: str) -> ModelUnavailabl
     return ModelUnavailableError(source, tried, hint)
 
 
-def model_fingerprint(backend: str, source: str, dim: int, patterns: Sequence[str]) -> str:
+def model_fingerprint(
+    backend: str, source: str, dim: int, patterns: Sequence[str], local_name: str | None = None
+) -> str:
     """``<backend>:<name>@<revision>;d=<dim>;prep=<PREP_VERSION>`` for a model loaded from `source`.
 
-    For a local directory, name is its base name and revision is ``local:`` plus the first 12 hex
-    digits of a SHA-256 over the files matching `patterns` (config and weights), so identical
-    copies agree and any change to the weights shows. For a Hub id, revision is the commit the
-    Hugging Face cache resolved it to."""
+    For a local directory, name is `local_name` (a backend may read it from the model's own files)
+    or else the directory's base name, and revision is ``local:`` plus the first 12 hex digits of a
+    SHA-256 over the files matching `patterns` (config and weights), so identical copies agree and
+    any change to the weights shows. For a Hub id, revision is the commit the Hugging Face cache
+    resolved it to."""
     if os.path.isdir(source):
-        name, revision = Path(source).resolve().name, f"local:{directory_hash(source, patterns)}"
+        name = local_name or Path(source).resolve().name
+        revision = f"local:{directory_hash(source, patterns)}"
     else:
         name, revision = source, _hub_commit(source)
     return f"{backend}:{name}@{revision};d={dim};prep={PREP_VERSION}"

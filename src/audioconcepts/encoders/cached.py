@@ -2,6 +2,9 @@
 
 Audio files are keyed by their content (`file_key`), texts by `text_key`, both under the encoder's
 fingerprint. New embeddings are written one batch at a time, so a killed run keeps what it finished.
+
+Progress: the embedding functions take `advance(n)`, called as n more inputs are done (cache hits
+included). Callers that run several steps take a `Progress`, which starts one task per step.
 """
 
 from __future__ import annotations
@@ -17,6 +20,16 @@ from audioconcepts.embeddings import Embeddings
 from audioconcepts.encoders.audio import AudioError, PathLike, UnreadablePathError, embed_audio_files
 from audioconcepts.encoders.cache import EmbeddingCache, file_key, text_key
 
+#: ``advance(n)``: n more inputs are done.
+Advance = Callable[[int], None]
+#: ``progress(description, total)`` starts a task of `total` inputs and returns its `Advance`.
+Progress = Callable[[str, int], Advance]
+
+
+def start_task(progress: Progress | None, description: str, total: int) -> Advance | None:
+    """The `Advance` of a new task of `progress`, or None when there is no progress to report."""
+    return progress(description, total) if progress is not None else None
+
 
 @dataclass(frozen=True)
 class CachedFiles:
@@ -26,7 +39,7 @@ class CachedFiles:
     paths: list[str]
     content_hashes: list[str]
     failures: list[AudioError]
-    computed: int  #: files embedded by this call (the others came from the cache)
+    computed: int  #: distinct files embedded by this call (the others came from the cache or failed)
 
 
 def embed_files(
@@ -35,7 +48,7 @@ def embed_files(
     cache: EmbeddingCache | None,
     *,
     batch_size: int = 8,
-    progress: Callable[[int], None] | None = None,
+    progress: Advance | None = None,
 ) -> CachedFiles:
     """Embed audio files, taking what the cache holds and storing what it lacks.
 
@@ -54,6 +67,7 @@ def embed_files(
     if progress:
         progress(len(paths) - len(todo))
     bad_keys: dict[str, AudioError] = {}
+    computed = 0
     pending = list(todo.items())
     for start in range(0, len(pending), batch_size):
         chunk = dict(pending[start : start + batch_size])
@@ -62,6 +76,7 @@ def embed_files(
         if cache is not None and new:
             cache.put_many(new, encoder.fingerprint)
         vectors.update(new)
+        computed += len(new)
         bad_keys.update((keys[e.path], e) for e in result.failures)
         if progress:
             progress(len(chunk))
@@ -75,19 +90,32 @@ def embed_files(
         ok,
         [keys[p] for p in ok],
         [failed[p] for p in paths if p in failed],
-        len(todo),
+        computed,
     )
 
 
-def embed_texts(encoder: Any, texts: Sequence[str], cache: EmbeddingCache | None) -> Embeddings:
-    """Embed strings with the encoder's text tower, taking what the cache holds and storing the rest."""
+def embed_texts(
+    encoder: Any,
+    texts: Sequence[str],
+    cache: EmbeddingCache | None,
+    *,
+    batch_size: int = 128,
+    progress: Advance | None = None,
+) -> Embeddings:
+    """Embed strings with the encoder's text tower, taking what the cache holds and storing the rest
+    one batch at a time. `progress(n)` is called as n more texts are done."""
     keys = [text_key(t) for t in texts]
     vectors = cache.get_many(keys, encoder.fingerprint) if cache is not None else {}
     missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in vectors))
-    if missing:
-        new = dict(zip(map(text_key, missing), encoder.embed_text(missing).vectors))
+    if progress:
+        progress(len(texts) - len(missing))
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start : start + batch_size]
+        new = dict(zip(map(text_key, chunk), encoder.embed_text(chunk).vectors))
         if cache is not None:
             cache.put_many(new, encoder.fingerprint)
         vectors.update(new)
+        if progress:
+            progress(len(chunk))
     matrix = np.stack([vectors[k] for k in keys]) if keys else np.zeros((0, encoder.dim), np.float32)
     return Embeddings(matrix.astype(np.float32, copy=False), encoder.fingerprint)

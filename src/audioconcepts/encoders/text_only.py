@@ -6,6 +6,9 @@ uses); `embed_audio` refuses with EncoderCapabilityError.
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,8 +18,10 @@ from audioconcepts.embeddings import Embeddings
 from audioconcepts.encoders import EncoderCapabilityError, check_local_source, model_fingerprint, model_unavailable
 
 BACKEND = "sentence-transformers"
-#: Files that define the model's behaviour (all module configs, weights): hashed for local models.
-FINGERPRINT_FILES = ("config.json", "modules.json", "*.safetensors", "*.bin")
+#: Files that define the model's behaviour (module configs, tokenizer, weights): hashed for local models.
+FINGERPRINT_FILES = ("*.json", "vocab.txt", "*.model", "*.safetensors", "*.bin")
+#: The first level-1 heading of a model card: its title.
+_CARD_TITLE = re.compile(r"^#[ \t]+(.*?)[ \t]*$", re.MULTILINE)
 
 
 class TextOnlyEncoder:
@@ -44,6 +49,22 @@ class TextOnlyEncoder:
         )
 
 
+def model_card_name(directory: str) -> str | None:
+    """The model's name from the title of its model card (README.md), if it is one word.
+
+    A model copied out of the Hub (or shipped in a package) keeps its card, so this names it as on
+    the Hub ("all-MiniLM-L6-v2") rather than after whatever folder it sits in. Generated cards
+    titled in prose ("# SentenceTransformer based on ...") give None."""
+    card = Path(directory) / "README.md"
+    if not card.is_file():
+        return None
+    text = card.read_text(encoding="utf-8", errors="replace")
+    body = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.DOTALL)  # YAML front matter
+    title = _CARD_TITLE.search(body)
+    name = title.group(1) if title else ""
+    return name if name and not any(c.isspace() for c in name) else None
+
+
 def load(source: str, *, device: str | None = None) -> TextOnlyEncoder:
     """Load a sentence-transformers model from a Hub id (HF cache, honours HF_HUB_OFFLINE) or a directory."""
     from sentence_transformers import SentenceTransformer
@@ -56,4 +77,5 @@ def load(source: str, *, device: str | None = None) -> TextOnlyEncoder:
     # sentence-transformers 6 renamed get_sentence_embedding_dimension
     get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     dim = int(get_dim())
-    return TextOnlyEncoder(model, model_fingerprint(BACKEND, source, dim, FINGERPRINT_FILES), dim)
+    name = model_card_name(source) if os.path.isdir(source) else None
+    return TextOnlyEncoder(model, model_fingerprint(BACKEND, source, dim, FINGERPRINT_FILES, name), dim)

@@ -13,7 +13,7 @@ from typing import Any
 
 from audioconcepts.caption_space import load_caption_concepts
 from audioconcepts.encoders.cache import EmbeddingCache
-from audioconcepts.encoders.cached import embed_texts
+from audioconcepts.encoders.cached import Progress, embed_texts, start_task
 from audioconcepts.vocab.vocabulary import Vocabulary
 
 #: Shipped concept lists by name.
@@ -39,7 +39,12 @@ def concept_list(spec: str | os.PathLike) -> list[str]:
     return read_concept_file(spec)
 
 
-def embed_vocabulary(spec: str | os.PathLike, encoder: Any, cache: EmbeddingCache | None = None) -> Vocabulary:
-    """A Vocabulary of `spec`'s concepts embedded with `encoder`'s text tower (cached per fingerprint)."""
+def embed_vocabulary(
+    spec: str | os.PathLike, encoder: Any, cache: EmbeddingCache | None = None, *, progress: Progress | None = None
+) -> Vocabulary:
+    """A Vocabulary of `spec`'s concepts embedded with `encoder`'s text tower (cached per fingerprint);
+    reported as an "embedding concepts" task of `progress`."""
     concepts = concept_list(spec)
-    return Vocabulary(concepts, embed_texts(encoder, concepts, cache).vectors, fingerprint=encoder.fingerprint)
+    advance = start_task(progress, "embedding concepts", len(concepts))
+    vectors = embed_texts(encoder, concepts, cache, progress=advance).vectors
+    return Vocabulary(concepts, vectors, fingerprint=encoder.fingerprint)
