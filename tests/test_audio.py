@@ -164,12 +164,17 @@ def test_split_windows_long_clip_last_window_aligned_to_end():
     np.testing.assert_array_equal(np.stack(split_windows(x[:2000], 1000))[:, 0], [0, 1000])  # exact multiple
 
 
-def test_split_windows_short_clip_is_tiled():
-    x = np.arange(300, dtype=np.float32)
+def test_split_windows_short_clip_is_repeat_padded_like_laion():
+    """LAION/transformers "repeatpad": whole copies, then zeros; "tile" (msclap): copies, truncated."""
+    x = np.arange(1, 301, dtype=np.float32)
     (w,) = split_windows(x, 1000)
+    np.testing.assert_array_equal(w, np.concatenate([x, x, x, np.zeros(100)]))
+    (w,) = split_windows(x, 1000, "tile")
     np.testing.assert_array_equal(w, np.concatenate([x, x, x, x[:100]]))
-    np.testing.assert_array_equal(split_windows(x[:1], 5), [[0] * 5])
+    np.testing.assert_array_equal(split_windows(np.ones(1), 5), [[1] * 5])
     np.testing.assert_array_equal(split_windows(np.arange(1000.0), 1000), [np.arange(1000.0)])
+    with pytest.raises(ValueError, match="padding"):
+        split_windows(x, 1000, "zeros")
 
 
 def test_pool_windows_is_normalised_mean_of_normalised_rows():
@@ -189,10 +194,13 @@ def test_long_clip_embedding_is_pooled_window_embeddings(enc):
     np.testing.assert_allclose(clip[0], pool_windows(windows, [3])[0], atol=1e-6)
 
 
-def test_short_clip_and_its_tiling_embed_identically(enc):
-    x = np.random.default_rng(2).standard_normal(300).astype(np.float32)
+def test_short_clip_and_its_repetition_embed_identically(enc):
+    """With repeatpad, a clip whose length divides the window and its 2x repetition fill it alike."""
+    x = np.random.default_rng(2).standard_normal(250).astype(np.float32)
     a, b = enc.embed_audio(([x, np.tile(x, 2)], 8000)).vectors
     np.testing.assert_array_equal(a, b)
+    c = enc.embed_audio(([x[:200]], 8000)).vectors[0]  # 5 copies exactly: no zeros either
+    assert not np.allclose(a, c)
 
 
 def test_batch_size_only_changes_how_windows_are_grouped(enc):

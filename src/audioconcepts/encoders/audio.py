@@ -8,9 +8,9 @@ Conventions, shared by every audio backend (they are part of the fingerprint's `
 - Windows: a clip longer than the model's window (LAION CLAP: 10 s = 480,000 samples at 48 kHz)
   is cut into consecutive windows of exactly the window length; the last one is aligned to the
   end of the clip (it overlaps the one before), so no window is ever padded. A clip shorter than
-  one window is tiled (repeated) and truncated to the window, so a clip and its exact repetition
-  embed identically. (LAION's own "repeatpad" repeats whole copies and zero-pads the remainder.)
-  Nothing is random.
+  one window is padded the way its model was trained: "repeatpad" (LAION CLAP, the transformers
+  feature extractor's default) repeats whole copies and zero-pads the remainder; "tile"
+  (Microsoft CLAP) repeats and truncates. Nothing is random.
 - Pooling: the clip embedding is the mean of its L2-normalised window embeddings, L2-normalised.
 - Errors: each bad file raises one subclass of `AudioError` carrying the path and the reason.
   Missing/unreadable paths, empty files, zero-length audio, corrupt or truncated files and
@@ -145,12 +145,23 @@ def load_audio(path: PathLike, target_rate: int) -> np.ndarray:
     return prepare_waveform(to_mono(samples), rate, target_rate, os.fspath(path))
 
 
-def split_windows(x: np.ndarray, length: int) -> list[np.ndarray]:
-    """Windows of exactly `length` samples of 1-D `x`: `x` tiled to one window if shorter, else
-    consecutive windows (views, no copies) with the last one aligned to the end of `x`."""
+PADDINGS = ("repeatpad", "tile")
+
+
+def split_windows(x: np.ndarray, length: int, padding: str = "repeatpad") -> list[np.ndarray]:
+    """Windows of exactly `length` samples of 1-D `x`: one padded window if `x` is shorter (see
+    PADDINGS and the module docstring), else consecutive windows (views, no copies) with the last
+    one aligned to the end of `x`."""
     n = len(x)
     if n <= length:
-        return [np.tile(x, math.ceil(length / n))[:length]]
+        if padding == "tile":
+            return [np.tile(x, math.ceil(length / n))[:length]]
+        if padding != "repeatpad":
+            raise ValueError(f"padding must be one of {PADDINGS}; got {padding!r}")
+        window = np.zeros(length, dtype=x.dtype)
+        whole = length // n
+        window[: whole * n] = np.tile(x, whole)
+        return [window]
     return [x[s : s + length] for s in [*range(0, n - length, length), n - length]]
 
 
@@ -213,13 +224,15 @@ def embed_audio_files(encoder: Any, paths: Sequence[PathLike], *, batch_size: in
 class WindowedAudioEncoder(ABC):
     """Base for models with a fixed input window: handles inputs, windows, batching and pooling.
 
-    Subclasses set `fingerprint`, `dim`, `sample_rate`, `window` (samples) and implement
-    `_embed_windows` and `embed_text`."""
+    Subclasses set `fingerprint`, `dim`, `sample_rate`, `window` (samples) and, if their model was
+    trained with another short-clip padding, `padding`; they implement `_embed_windows` and
+    `embed_text`."""
 
     fingerprint: str
     dim: int
     sample_rate: int
     window: int
+    padding: str = "repeatpad"
 
     @abstractmethod
     def _embed_windows(self, windows: np.ndarray) -> np.ndarray:
@@ -247,7 +260,7 @@ class WindowedAudioEncoder(ABC):
         """Window every waveform, embed the windows `batch_size` at a time, pool per clip."""
         if not waves:
             return np.zeros((0, self.dim), np.float32)
-        per_clip = [split_windows(w, self.window) for w in waves]
+        per_clip = [split_windows(w, self.window, self.padding) for w in waves]
         windows = [w for clip in per_clip for w in clip]  # views: only one batch is copied at a time
         embedded = np.concatenate(
             [self._embed_windows(np.stack(windows[i : i + batch_size])) for i in range(0, len(windows), batch_size)]

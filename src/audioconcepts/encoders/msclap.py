@@ -34,6 +34,8 @@ CONFLICTS = (
 class MSClapEncoder(PackageEncoder):
     """A loaded `msclap.CLAP` (CLAPWrapper)."""
 
+    padding = "tile"  # msclap repeats short clips and truncates to its window
+
     def __init__(self, wrapper, fingerprint: str) -> None:
         import torch
 
