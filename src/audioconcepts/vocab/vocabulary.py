@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
+from audioconcepts.vocab import fileformat
 
 
 class Vocabulary:
     """k concept strings, their (k, d) embeddings, and the fingerprint of the model that made them.
 
+    `provenance` is a JSON-serialisable dict (source, recipe, parameters, counts...). A vocabulary
+    loaded from a file also keeps the file's embeddings for other models, so `save` writes them back.
     Construction validates everything a decomposition relies on, so that a bad vocabulary fails
     here with a message that names the problem, not later inside a solver.
     """
 
-    def __init__(self, concepts: Sequence[str], embeddings: np.ndarray, fingerprint: str) -> None:
+    def __init__(
+        self,
+        concepts: Sequence[str],
+        embeddings: np.ndarray,
+        fingerprint: str,
+        *,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> None:
         concepts = [c for c in concepts] if not isinstance(concepts, str) else None
         if concepts is None:
             raise TypeError("concepts must be a list of strings, not a single string")
@@ -54,6 +67,45 @@ class Vocabulary:
         self.concepts: list[str] = [str(c) for c in concepts]
         self.embeddings: np.ndarray = E
         self.fingerprint: str = fingerprint
+        self.provenance: dict[str, Any] = dict(provenance or {})
+        self._other_embeddings: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def load(cls, path_or_name: str | os.PathLike, fingerprint: str | None = None) -> Vocabulary:
+        """Open a vocabulary file; `fingerprint` picks the model when the file has several.
+
+        Raises MissingFingerprintError naming the requested model and the file's models.
+        """
+        name = os.fspath(path_or_name)
+        file = fileformat.read(_existing_file(name))
+        chosen = fileformat.select(file, fingerprint, name)
+        vocab = cls(file.concepts, file.embeddings.pop(chosen), chosen, provenance=file.provenance)
+        vocab._other_embeddings = file.embeddings
+        return vocab
+
+    @staticmethod
+    def load_concepts(path: str | os.PathLike) -> tuple[list[str], dict[str, Any]]:
+        """The concepts and provenance of a vocabulary file, with or without embeddings (none are read)."""
+        file = fileformat.read(_existing_file(os.fspath(path)), with_embeddings=False)
+        return file.concepts, file.provenance
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write this vocabulary, its provenance and every model's embeddings it holds to `path`."""
+        embeddings = {**self._other_embeddings, self.fingerprint: self.embeddings}
+        fileformat.write(path, self.concepts, self.provenance, embeddings)
+
+    def with_embeddings(self, embeddings: np.ndarray, fingerprint: str) -> Vocabulary:
+        """The same concepts and provenance embedded with another model, keeping this one's embeddings too."""
+        vocab = type(self)(self.concepts, embeddings, fingerprint, provenance=self.provenance)
+        others = {**self._other_embeddings, self.fingerprint: self.embeddings}
+        others.pop(fingerprint, None)
+        vocab._other_embeddings = others
+        return vocab
+
+    @property
+    def fingerprints(self) -> list[str]:
+        """Every model this vocabulary holds embeddings for, the selected one first."""
+        return [self.fingerprint, *self._other_embeddings]
 
     @property
     def dim(self) -> int:
@@ -64,6 +116,20 @@ class Vocabulary:
 
     def __repr__(self) -> str:
         return f"Vocabulary({len(self)} concepts, d={self.dim}, fingerprint={self.fingerprint!r})"
+
+
+def _existing_file(name: str) -> str:
+    """`name` if it is a file; otherwise a FileNotFoundError that says what names mean."""
+    if os.path.isfile(name):
+        return name
+    from audioconcepts.vocab.sources import SHIPPED  # sources imports this module
+
+    if name in SHIPPED:
+        raise FileNotFoundError(
+            f"{name!r} is a shipped concept list without embeddings; embed it with "
+            "audioconcepts.vocab.sources.embed_vocabulary"
+        )
+    raise FileNotFoundError(f"no vocabulary file {name!r}; shipped vocabularies: {', '.join(SHIPPED)}")
 
 
 def _names(concepts: list[str], mask: np.ndarray) -> str:
