@@ -10,7 +10,10 @@ import pytest
 
 from audioconcepts.vocab.builders import (
     EXPLETIVES,
+    audioset_ontology,
     baseline,
+    caption_mined,
+    caption_terms,
     clustered,
     from_text_list,
     pruned,
@@ -151,3 +154,85 @@ def test_from_text_list_parses_and_dedupes():
     assert built.counts == {"dog barking": 2, "rain": 2, "door knock": 1}
     assert built.provenance["duplicates"] == ["dog barking", "rain"]
     assert built.provenance["recipe"] == "text_list"
+
+
+# --- caption_mined: tiny Clotho / AudioCaps / MusicCaps CSVs, caption counts counted by hand ---
+
+CAPTION_FILES = [
+    FIXTURES / "clotho_captions_tiny.csv",
+    FIXTURES / "audiocaps_tiny.csv",
+    FIXTURES / "musiccaps_tiny.csv",
+]
+
+
+def test_caption_terms_drop_stop_words_and_pair_only_truly_adjacent_words():
+    words, pairs = caption_terms("The dog barks at a cat, dog's bark; walks on 2 gravel paths")
+    assert words == {"dog", "barks", "cat", "bark", "walks", "gravel", "paths"}
+    # "barks cat" / "walks gravel" would appear if stop words were removed before pairing;
+    # "cat dog" spans a comma.
+    assert pairs == {"dog barks", "dog bark", "gravel paths"}
+    assert caption_terms("Dog barks", bigrams=False) == ({"dog", "barks"}, set())
+
+
+def test_caption_mined_counts_ranks_and_truncates():
+    built = caption_mined(CAPTION_FILES, size=6, min_bigram_count=2)
+    assert built.concepts == ["dog", "rain", "barks", "dog barks", "falls", "rain falls"]
+    assert built.counts == {"dog": 5, "rain": 5, "barks": 4, "dog barks": 4, "falls": 4, "rain falls": 4}
+    p = built.provenance
+    assert p["recipe"] == "caption_mined"
+    assert p["sources"] == [str(f) for f in CAPTION_FILES]
+    assert p["formats"] == dict(zip(p["sources"], ["clotho", "audiocaps", "musiccaps"]))
+    assert p["parameters"]["size"] == 6 and p["parameters"]["min_bigram_count"] == 2
+    assert p["n_captions"] == 13
+
+
+def test_caption_mined_full_vocabulary_has_no_stop_words_digits_or_rare_bigrams():
+    built = caption_mined(CAPTION_FILES, size=1000, min_bigram_count=2)
+    assert built.concepts[6:13] == ["birds", "birds sing", "gravel", "heavy", "heavy rain", "roof", "sing"]
+    for gone in ("the", "a", "at", "on", "while", "someone", "2", "s", "dog's", "barks birds"):
+        assert gone not in built.counts
+    assert "metal roof" not in built.counts  # seen in one caption only
+    assert "metal roof" in caption_mined(CAPTION_FILES, min_bigram_count=1).counts
+    assert built.counts["bark"] == 1 and built.counts["mood"] == 1  # MusicCaps quoted caption read
+    assert all(" " not in t for t in caption_mined(CAPTION_FILES, bigrams=False).concepts)
+
+
+def test_caption_mined_rejects_csv_without_captions(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file_name,label\nx.wav,dog\n", encoding="utf-8")
+    with pytest.raises(ValueError):
+        caption_mined([bad])
+
+
+# --- audioset_ontology: tiny ontology JSON ---
+
+ONTOLOGY = FIXTURES / "ontology_tiny.json"
+
+
+def test_audioset_ontology_default_keeps_abstract_drops_blacklisted():
+    built = audioset_ontology(ONTOLOGY)
+    assert built.concepts == ["Animal", "Dog", "Cat"]
+    assert built.counts == {"Animal": 1, "Dog": 1, "Cat": 1}
+    assert built.provenance["ids"] == {"Animal": "/m/a", "Dog": "/m/b", "Cat": "/m/e"}
+    assert built.provenance["sources"] == [str(ONTOLOGY)]
+    assert "texts" not in built.provenance
+
+
+def test_audioset_ontology_restriction_switches():
+    assert audioset_ontology(ONTOLOGY, include_abstract=False).concepts == ["Dog", "Cat"]
+    assert audioset_ontology(ONTOLOGY, include_blacklisted=True).concepts == [
+        "Animal", "Dog", "Noise", "Other sourceless", "Cat"
+    ]
+    assert audioset_ontology(ONTOLOGY, include_abstract=False, include_blacklisted=True).concepts == [
+        "Dog", "Noise", "Cat"
+    ]
+
+
+def test_audioset_ontology_description_texts():
+    built = audioset_ontology(ONTOLOGY, with_descriptions=True)
+    assert built.provenance["texts"] == {
+        "Animal": "Animal: All animals.",
+        "Dog": "Dog: A barking animal.",
+        "Cat": "Cat",  # empty description: the name alone
+    }
+    assert built.provenance["parameters"]["with_descriptions"] is True

@@ -200,3 +200,142 @@ def from_text_list(path: str | os.PathLike) -> BuiltConcepts:
         "duplicates": [t for t in concepts if occurrences[t] > 1],
     }
     return BuiltConcepts(concepts, dict(occurrences), provenance)
+
+
+# --- Caption-mined vocabulary (Clotho, AudioCaps, MusicCaps caption CSVs) ---
+
+_CAPTION_SEGMENT_BREAK = re.compile(r"[^a-z'\s-]+")  # punctuation and digits end a phrase
+_LETTERS = re.compile(r"[a-z]{2,}")
+
+
+def _caption_columns(header: list[str]) -> tuple[str, list[str]]:
+    """(format, caption columns) detected from a CSV header."""
+    clotho = [f"caption_{i}" for i in range(1, 6)]
+    if all(c in header for c in clotho):
+        return "clotho", clotho
+    if "caption" in header:
+        return ("musiccaps" if "ytid" in header else "audiocaps"), ["caption"]
+    raise ValueError(f"no caption columns in CSV header {header}")
+
+
+def caption_terms(caption: str, bigrams: bool = True) -> tuple[set[str], set[str]]:
+    """(words, bigrams) of one caption: lower-cased; "'s" and apostrophes dropped ("don't" ->
+    "dont"), hyphens split words; a word is kept if letters only, >= 2 letters and not in
+    scikit-learn's ENGLISH_STOP_WORDS. A bigram is two adjacent words of the original text, both
+    kept; punctuation or digits between them, or a dropped word, break adjacency."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    words: set[str] = set()
+    pairs: set[str] = set()
+    text = caption.lower().replace("\u2019", "'")
+    for segment in _CAPTION_SEGMENT_BREAK.split(text):
+        previous: str | None = None
+        for raw in segment.replace("-", " ").split():
+            token = re.sub(r"'s$", "", raw).replace("'", "")
+            kept = bool(_LETTERS.fullmatch(token)) and token not in ENGLISH_STOP_WORDS
+            if kept:
+                words.add(token)
+                if bigrams and previous is not None:
+                    pairs.add(f"{previous} {token}")
+            previous = token if kept else None
+    return words, pairs
+
+
+def caption_mined(
+    csv_paths: Iterable[str | os.PathLike],
+    size: int = 2000,
+    bigrams: bool = True,
+    min_bigram_count: int = 5,
+) -> BuiltConcepts:
+    """The `size` most frequent words and (if `bigrams`) two-word phrases of caption CSVs.
+
+    Formats are detected by header: Clotho (caption_1..caption_5), AudioCaps and MusicCaps
+    (caption). Terms come from `caption_terms`; counts are caption counts (a term counts once per
+    caption). Bigrams seen in fewer than `min_bigram_count` captions are dropped; words and bigrams
+    are then ranked together by count, ties alphabetical."""
+    import csv
+
+    word_counts: Counter[str] = Counter()
+    pair_counts: Counter[str] = Counter()
+    sources: list[str] = []
+    formats: dict[str, str] = {}
+    n_captions = 0
+    for path in csv_paths:
+        source = os.fspath(path)
+        sources.append(source)
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            formats[source], columns = _caption_columns(list(reader.fieldnames or []))
+            for row in reader:
+                for column in columns:
+                    caption = (row.get(column) or "").strip()
+                    if caption:
+                        n_captions += 1
+                        words, pairs = caption_terms(caption, bigrams)
+                        word_counts.update(words)
+                        pair_counts.update(pairs)
+    counts = dict(word_counts)
+    counts.update({p: n for p, n in pair_counts.items() if n >= min_bigram_count})
+    kept = _ranked(counts)[:size]
+    provenance: dict[str, Any] = {
+        "recipe": "caption_mined",
+        "sources": sources,
+        "parameters": {
+            "size": size,
+            "bigrams": bigrams,
+            "min_bigram_count": min_bigram_count,
+            "stop_words": "sklearn.feature_extraction.text.ENGLISH_STOP_WORDS",
+            "count": "captions containing the term",
+        },
+        "formats": formats,
+        "n_captions": n_captions,
+    }
+    return BuiltConcepts(kept, {t: counts[t] for t in kept}, provenance)
+
+
+# --- AudioSet ontology ---
+
+
+def audioset_ontology(
+    ontology_json_path: str | os.PathLike,
+    with_descriptions: bool = False,
+    include_abstract: bool = True,
+    include_blacklisted: bool = False,
+) -> BuiltConcepts:
+    """Class names of the AudioSet ontology JSON, in file order (repeated names kept once).
+
+    Classes restricted "abstract" / "blacklist" are dropped unless `include_abstract` /
+    `include_blacklisted`. Counts are 1. provenance["ids"] maps name -> ontology id; with
+    `with_descriptions`, provenance["texts"] maps name -> "name: description" (just the name when
+    the description is empty), the text to embed for the concept."""
+    with open(ontology_json_path, encoding="utf-8") as f:
+        entries = json.load(f)
+    ids: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    dropped: dict[str, list[str]] = {"abstract": [], "blacklist": []}
+    for entry in entries:
+        name = entry["name"].strip()
+        restrictions = set(entry.get("restrictions", []))
+        if "blacklist" in restrictions and not include_blacklisted:
+            dropped["blacklist"].append(name)
+        elif "abstract" in restrictions and not include_abstract:
+            dropped["abstract"].append(name)
+        elif name and name not in ids:
+            ids[name] = entry["id"]
+            description = (entry.get("description") or "").strip()
+            texts[name] = f"{name}: {description}" if description else name
+    concepts = list(ids)
+    provenance: dict[str, Any] = {
+        "recipe": "audioset_ontology",
+        "sources": [os.fspath(ontology_json_path)],
+        "parameters": {
+            "with_descriptions": with_descriptions,
+            "include_abstract": include_abstract,
+            "include_blacklisted": include_blacklisted,
+        },
+        "ids": ids,
+        "dropped": dropped,
+    }
+    if with_descriptions:
+        provenance["texts"] = texts
+    return BuiltConcepts(concepts, {t: 1 for t in concepts}, provenance)
