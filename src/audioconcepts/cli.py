@@ -133,6 +133,60 @@ def embed(
     _exit_for(failures)
 
 
+vocab_app = typer.Typer(help="List and inspect the shipped concept vocabularies.", no_args_is_help=True)
+app.add_typer(vocab_app, name="vocab")
+
+
+@vocab_app.command("list")
+def vocab_list() -> None:
+    """The shipped vocabularies: name, number of concepts, description."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from audioconcepts.vocab.sources import shipped_vocabularies
+
+    table = Table(title="Shipped vocabularies (use with --vocab NAME)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("concepts", justify="right")
+    table.add_column("description")
+    for v in shipped_vocabularies():
+        table.add_row(v.name, f"{v.size:,}", v.description)
+    Console().print(table)
+
+
+@vocab_app.command("show")
+def vocab_show(
+    name: str = typer.Argument(..., help="A shipped vocabulary name (see `audioconcepts vocab list`) or a vocabulary file."),
+    top: int = typer.Option(30, "--top", min=1, help="How many concepts to print (in stored order)."),
+) -> None:
+    """Size, provenance summary and the first concepts of a vocabulary."""
+    from audioconcepts.vocab import Vocabulary, VocabularyFileError
+
+    try:
+        concepts, provenance = Vocabulary.load_concepts(name)
+    except (OSError, VocabularyFileError) as e:
+        _error(str(e))
+        raise typer.Exit(EXIT_MODEL_UNAVAILABLE) from None
+    typer.echo(f"{name}: {len(concepts):,} concepts")
+    for key in ("description", "recipe"):
+        if provenance.get(key):
+            typer.echo(f"{key}: {provenance[key]}")
+    if provenance.get("sources"):
+        typer.echo(f"sources: {', '.join(map(str, provenance['sources']))}")
+    parameters = provenance.get("parameters")
+    if parameters:
+        typer.echo("parameters: " + ", ".join(f"{k}={v}" for k, v in parameters.items()))
+    if provenance.get("merged"):
+        typer.echo(f"merged roots: {len(provenance['merged']):,} concepts pool several surface forms")
+    if provenance.get("dropped"):
+        typer.echo("dropped: " + ", ".join(f"{k} {len(v):,}" for k, v in provenance["dropped"].items()))
+    counts = provenance.get("counts") or {}
+    shown = concepts[:top]
+    typer.echo(f"first {len(shown)} concepts:")
+    for c in shown:
+        typer.echo(f"  {c}" + (f"  ({counts[c]:,})" if c in counts and len(set(counts.values())) > 1 else ""))
+
+
 # ---------------------------------------------------------------- helpers
 
 

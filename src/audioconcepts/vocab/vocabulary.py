@@ -85,8 +85,15 @@ class Vocabulary:
 
     @staticmethod
     def load_concepts(path: str | os.PathLike) -> tuple[list[str], dict[str, Any]]:
-        """The concepts and provenance of a vocabulary file, with or without embeddings (none are read)."""
-        file = fileformat.read(_existing_file(os.fspath(path)), with_embeddings=False)
+        """The concepts and provenance of a vocabulary file, with or without embeddings (none are read),
+        or of a shipped vocabulary name (e.g. "captions-pruned-2k") when no such file exists."""
+        name = os.fspath(path)
+        if not os.path.isfile(name):
+            from audioconcepts.vocab.sources import SHIPPED, shipped_concepts  # sources imports this module
+
+            if name in SHIPPED:
+                return shipped_concepts(name)
+        file = fileformat.read(_existing_file(name), with_embeddings=False)
         return file.concepts, file.provenance
 
     def save(self, path: str | os.PathLike) -> None:
