@@ -10,7 +10,7 @@ Outputs (src/audioconcepts/data/vocabularies/, concepts + provenance, no embeddi
   audioset-ontology.npz     builders.audioset_ontology (defaults; descriptions kept in provenance["texts"])
 
 Only words, counts and ontology names/descriptions are stored; no caption text.
-Usage: HF_HUB_OFFLINE=1 python scripts/build_shipped_vocabularies.py --data /work/shared/data
+Usage: HF_HUB_OFFLINE=1 python scripts/build_shipped_vocabularies.py --data ../shared/data
 """
 
 from __future__ import annotations
