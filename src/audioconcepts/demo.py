@@ -49,9 +49,8 @@ def run_demo(
     for lam in DEMO_PENALTIES:
         dec.set_params(l1_penalty=lam)
         start = time.perf_counter()
-        r = dec.decompose(sample, certify=False)
+        r = dec.decompose(sample)
         rate = len(sample) / (time.perf_counter() - start)
-        gap = dec.decompose(sample[:500]).duality_gap
-        sweep.add_row(f"{lam:g}", f"{r.nnz.mean():.1f}", f"{np.nanmean(r.cosine):.3f}", f"{np.nanmax(gap):.1e}", f"{rate:,.0f}")
+        sweep.add_row(f"{lam:g}", f"{r.nnz.mean():.1f}", f"{np.nanmean(r.cosine):.3f}", f"{np.nanmax(r.duality_gap):.1e}", f"{rate:,.0f}")
     console.print(sweep)
-    console.print("(worst duality gap over the first 500 captions: an upper bound on distance from the exact optimum)")
+    console.print("(embeddings/s includes certifying every row; the duality gap bounds the distance from the exact optimum)")

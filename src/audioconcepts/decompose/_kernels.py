@@ -210,10 +210,7 @@ def active_set_solve(G, C, c, mu, S, w, n_init, tol, max_changes, rho, ws):
                 refreshed = True
                 continue
             refreshed = False
-            room = cap - t
-            if room <= 0:
-                status = BUDGET
-                break
+            room = cap - t  # >= 1: the support never exceeds min(k, rank) < cap
             q = 1 if single else max(8, t)
             q = min(q, n_viol, room)
             # Partial selection of the q largest violations (q is small next to n_viol).

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from audioconcepts.decompose.certificate import certify
@@ -317,4 +316,4 @@ def _concat(parts: list[Decomposition], concepts: list[str], k: int) -> Decompos
     )
 
 
-__all__ = ["ConceptDecomposer", "Decomposition", "NotFittedError"]
+__all__ = ["ConceptDecomposer", "Decomposition"]

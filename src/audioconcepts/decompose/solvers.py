@@ -14,6 +14,7 @@ return one SolveResult per lambda. They are selected by name:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -153,8 +154,6 @@ class LassoReferenceSolver:
         self.max_iter = max_iter
 
     def solve(self, Z: np.ndarray, lambdas: Sequence[float]) -> list[SolveResult]:
-        import warnings
-
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import Lasso
 

@@ -29,9 +29,9 @@ class Vocabulary:
         *,
         provenance: Mapping[str, Any] | None = None,
     ) -> None:
-        concepts = [c for c in concepts] if not isinstance(concepts, str) else None
-        if concepts is None:
+        if isinstance(concepts, str):
             raise TypeError("concepts must be a list of strings, not a single string")
+        concepts = list(concepts)
         if len(concepts) == 0:
             raise ValueError("the vocabulary is empty: give at least two concepts")
         bad = [c for c in concepts if not isinstance(c, str) or not c.strip()]
