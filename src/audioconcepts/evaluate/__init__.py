@@ -1,0 +1,26 @@
+"""Evaluation: dataset loaders, metrics, zero-shot classification, retrieval, sweeps, profiles and
+the report that reproduces the paper's tables and figures.
+
+Submodules import lazily where they need heavy dependencies (matplotlib, torch)."""
+
+from audioconcepts.evaluate.metrics import (
+    Interval,
+    accuracy,
+    average_precision,
+    bootstrap_ci,
+    f1,
+    mean_average_precision,
+    retrieval_metrics,
+    retrieval_ranks,
+)
+
+__all__ = [
+    "Interval",
+    "accuracy",
+    "average_precision",
+    "bootstrap_ci",
+    "f1",
+    "mean_average_precision",
+    "retrieval_metrics",
+    "retrieval_ranks",
+]
