@@ -13,6 +13,16 @@ from audioconcepts.evaluate.metrics import (
     retrieval_metrics,
     retrieval_ranks,
 )
+from audioconcepts.evaluate.similarity import (
+    NNGSSpectrum,
+    knn,
+    linear_cka,
+    mutual_knn,
+    nngs,
+    nngs_chance,
+    nngs_per_point,
+    nngs_spectrum,
+)
 
 __all__ = [
     "Interval",
@@ -23,4 +33,13 @@ __all__ = [
     "mean_average_precision",
     "retrieval_metrics",
     "retrieval_ranks",
+    # embedding-space similarity
+    "NNGSSpectrum",
+    "knn",
+    "linear_cka",
+    "mutual_knn",
+    "nngs",
+    "nngs_chance",
+    "nngs_per_point",
+    "nngs_spectrum",
 ]
