@@ -6,15 +6,18 @@ Ray Data. Typer commands for the CLI are in `jobs.commands`.
 """
 
 from audioconcepts.jobs.decompose import JobResult, RayOptions, decompose_job, read_codes, streamed_modality_mean
+from audioconcepts.jobs.embed import EmbedJobResult, embed_job
 from audioconcepts.jobs.manifest import JobConflictError
 from audioconcepts.jobs.source import EmbeddingSource
 
 __all__ = [
+    "EmbedJobResult",
     "EmbeddingSource",
     "JobConflictError",
     "JobResult",
     "RayOptions",
     "decompose_job",
+    "embed_job",
     "read_codes",
     "streamed_modality_mean",
 ]
