@@ -356,3 +356,44 @@ def test_bad_arguments_give_clear_errors(job_files, tmp_path):
     pq.write_table(pa.table({"id": ["a"], "vec": [[1.0]]}), tmp_path / "wrong.parquet")
     with pytest.raises(ValueError, match=r"missing column\(s\) \['fingerprint', 'vector'\]"):
         decompose_job(tmp_path / "wrong.parquet", vocab_file, out, progress=False)
+
+
+# ------------------------------------------------------------------------- command line
+
+
+@pytest.fixture(scope="module")
+def cli():
+    import typer
+    from typer.testing import CliRunner
+
+    from audioconcepts.jobs.commands import decompose_command
+
+    app = typer.Typer()
+    app.command("decompose")(decompose_command)
+    app.command("unused")(lambda: None)  # two commands, so "decompose" is a sub-command as in cli.py
+    return lambda *args: CliRunner().invoke(app, ["decompose", *map(str, args)])
+
+
+def test_decompose_command_runs_resumes_and_refuses(cli, job_files, reference):
+    emb, vocab_file, out = job_files
+    first = cli(emb, "--vocab", vocab_file, "--out", out, "--chunk-rows", 300)
+    assert first.exit_code == 0, first.output
+    assert f"decomposed {N:,} rows in 3 parts" in first.output
+    assert_same_codes(out, reference[1])
+    again = cli(emb, "--vocab", vocab_file, "--out", out, "--chunk-rows", 300)
+    assert again.exit_code == 0 and "already finished" in again.output
+    changed = cli(emb, "--vocab", vocab_file, "--out", out, "-l", 0.2)
+    assert changed.exit_code == 2 and "l1_penalty: was 0.15, now 0.2" in changed.output and "--overwrite" in changed.output
+    assert "Traceback" not in changed.output
+
+
+def test_decompose_command_exit_1_for_bad_rows(cli, tmp_path, vocabulary, X, fingerprint):
+    bad = X[:50].copy()
+    bad[3] = np.nan
+    write_parquet(tmp_path / "bad.parquet", bad, fingerprint)
+    vocabulary.save(tmp_path / "vocab.npz")
+    result = cli(tmp_path / "bad.parquet", "--vocab", tmp_path / "vocab.npz", "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "1 rows were not usable" in result.output
+    assert read_codes(tmp_path / "out")[3]["status"].tolist()[3] == 3
+    missing = cli(tmp_path / "nope.parquet", "--vocab", tmp_path / "vocab.npz", "--out", tmp_path / "o2")
+    assert missing.exit_code == 2 and "input not found" in missing.output

@@ -3,21 +3,32 @@
 `decompose_job` streams embeddings and writes concept codes; `embed_job` embeds audio files into
 Parquet parts that `decompose_job` reads. Both run locally; `decompose_job(engine="ray")` runs on
 Ray Data. Typer commands for the CLI are in `jobs.commands`.
+
+Names are imported on first use, so importing `audioconcepts.jobs.commands` (for the CLI) does not
+load pyarrow or the solvers.
 """
 
-from audioconcepts.jobs.decompose import JobResult, RayOptions, decompose_job, read_codes, streamed_modality_mean
-from audioconcepts.jobs.embed import EmbedJobResult, embed_job
-from audioconcepts.jobs.manifest import JobConflictError
-from audioconcepts.jobs.source import EmbeddingSource
+from __future__ import annotations
 
-__all__ = [
-    "EmbedJobResult",
-    "EmbeddingSource",
-    "JobConflictError",
-    "JobResult",
-    "RayOptions",
-    "decompose_job",
-    "embed_job",
-    "read_codes",
-    "streamed_modality_mean",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EmbeddingSource": "audioconcepts.jobs.source",
+    "EmbedJobResult": "audioconcepts.jobs.embed",
+    "embed_job": "audioconcepts.jobs.embed",
+    "JobConflictError": "audioconcepts.jobs.manifest",
+    "JobResult": "audioconcepts.jobs.decompose",
+    "RayOptions": "audioconcepts.jobs.decompose",
+    "decompose_job": "audioconcepts.jobs.decompose",
+    "read_codes": "audioconcepts.jobs.decompose",
+    "streamed_modality_mean": "audioconcepts.jobs.decompose",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'audioconcepts.jobs' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
