@@ -4,10 +4,13 @@ Inputs (a checkout of the project's shared data folder, passed as --data):
   clotho_v1/clotho_captions_{development,evaluation}.csv, audiocaps/v1/{train,val,test}.csv,
   musiccaps/musiccaps-public.csv   (caption word counts)
   audioset/ontology.json           (AudioSet ontology, CC BY-SA 4.0)
+  fsd50k/eval_clips_info_FSD50K.json (FSD50K evaluation-set Freesound tags, CC BY 4.0)
 Outputs (src/audioconcepts/data/vocabularies/, concepts + provenance, no embeddings):
   captions-baseline-2k.npz  builders.baseline on the caption word counts (most frequent, expletives removed)
   captions-pruned-2k.npz    builders.pruned on the same counts (misspellings/digits dropped, roots merged)
   audioset-ontology.npz     builders.audioset_ontology (defaults; descriptions kept in provenance["texts"])
+  fsd50k-eval-{baseline,pruned}-{2k,3k,5k}.npz  the paper's recipes on the FSD50K evaluation-set tags
+  fsd50k-eval-tags-10k.npz  the 10,000 most frequent of those tags: the pool fsd50k-eval-clustered-* is built from
 
 Only words, counts and ontology names/descriptions are stored; no caption text.
 Usage: HF_HUB_OFFLINE=1 python scripts/build_shipped_vocabularies.py --data ../shared/data
@@ -25,7 +28,7 @@ try:  # run from a checkout without `pip install -e .`
 except ImportError:
     sys.path.insert(0, str(ROOT / "src"))
 
-from audioconcepts.vocab import builders, fileformat  # noqa: E402
+from audioconcepts.vocab import builders, make, sources  # noqa: E402
 
 OUT = ROOT / "src/audioconcepts/data/vocabularies"
 CAPTION_FILES = (
@@ -68,8 +71,11 @@ def _relative(provenance: dict, data: Path) -> dict:
     return out
 
 
-def build(data: Path, out: Path = OUT) -> dict[str, int]:
-    out.mkdir(parents=True, exist_ok=True)
+FSD50K_EVAL = "fsd50k/eval_clips_info_FSD50K.json"
+
+
+def built_vocabularies(data: Path) -> dict[str, builders.BuiltConcepts]:
+    """Every shipped concept-only vocabulary, by name."""
     counts, mined_provenance = caption_word_counts(data)
     counting = {
         "recipe": "caption_mined",
@@ -80,25 +86,24 @@ def build(data: Path, out: Path = OUT) -> dict[str, int]:
     built = {
         "captions-baseline-2k": builders.baseline(counts, size=SIZE),
         "captions-pruned-2k": builders.pruned(counts, size=SIZE),
-        "audioset-ontology": builders.audioset_ontology(data / "audioset/ontology.json", with_descriptions=True),
     }
-    descriptions = {
-        "captions-baseline-2k": "2,000 most frequent caption words (Clotho, AudioCaps, MusicCaps), expletives removed",
-        "captions-pruned-2k": "2,000 caption words: misspellings/digits dropped, shared roots merged (paper's pruned recipe)",
-        "audioset-ontology": "AudioSet ontology class names (blacklisted classes dropped); descriptions in provenance",
-    }
+    for b in built.values():
+        b.provenance["counting"] = counting
+    built["audioset-ontology"] = builders.audioset_ontology(data / "audioset/ontology.json", with_descriptions=True)
+    built.update(make.build_concepts("fsd50k", [data / FSD50K_EVAL], prefix="fsd50k-eval"))
+    built["fsd50k-eval-tags-10k"] = make.build_concepts("baseline", [data / FSD50K_EVAL], [10000])["fsd50k-baseline-10k"]
+    return built
+
+
+def build(data: Path, out: Path = OUT) -> dict[str, int]:
+    out.mkdir(parents=True, exist_ok=True)
     sizes = {}
-    for name, b in built.items():
-        provenance = _relative(b.provenance, data)
-        provenance["name"] = name
-        provenance["description"] = descriptions[name]
-        provenance["counts"] = {c: int(b.counts[c]) for c in b.concepts}
-        if name.startswith("captions-"):
-            provenance["counting"] = counting
-        fileformat.write(out / f"{name}.npz", b.concepts, provenance, embeddings=None)
-        (out / f"{name}.npz").chmod(0o644)  # the atomic write makes a private temp file
+    for name, b in built_vocabularies(data).items():
+        b.provenance.update(_relative(b.provenance, data), description=sources.DESCRIPTIONS[name])
+        path = make.write_vocabularies({name: b}, out / f"{name}.npz")[0]
+        path.chmod(0o644)  # the atomic write makes a private temp file
         sizes[name] = len(b.concepts)
-        print(f"{name}: {len(b.concepts)} concepts -> {out / (name + '.npz')}")
+        print(f"{name}: {len(b.concepts)} concepts -> {path}")
     return sizes
 
 

@@ -153,7 +153,7 @@ def test_vocab_file_ignores_blank_lines_and_comments(vocab_file):
 
 def test_unknown_vocabulary_and_unknown_model_exit_2_without_traceback(clap_dir, monkeypatch):
     result = runner.invoke(app, ["explain", str(CLIPS[0]), "-m", str(clap_dir), "--vocab", "no-such-vocab"])
-    assert result.exit_code == 2 and "neither a shipped name (captions-2k, captions-baseline-2k, captions-pruned-2k, audioset-ontology) nor a text file" in result.stderr
+    assert result.exit_code == 2 and "neither a shipped name (see `audioconcepts vocab list`) nor a file" in result.stderr
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for command in (["explain", str(CLIPS[0])], ["embed", str(CLIPS[0]), "--out", "x.parquet"]):
         result = runner.invoke(app, [*command, "--model", "no-such-org/no-such-clap"])

@@ -5,16 +5,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from audioconcepts.cli import app
 from audioconcepts.vocab import Vocabulary, fileformat
 from audioconcepts.vocab.builders import EXPLETIVES, _lemma
-from audioconcepts.vocab.sources import SHIPPED, concept_list, shipped_concepts, shipped_vocabularies
+from audioconcepts.vocab import sources
+from audioconcepts.vocab.sources import concept_list, shipped_concepts, shipped_names, shipped_vocabularies
 
 DATA = Path(__file__).resolve().parents[1] / "src/audioconcepts/data/vocabularies"
-SIZES = {"captions-baseline-2k": 2000, "captions-pruned-2k": 2000, "audioset-ontology": 565}
+SIZES = {
+    "captions-baseline-2k": 2000,
+    "captions-pruned-2k": 2000,
+    **{f"fsd50k-eval-{recipe}-{n}k": n * 1000 for recipe in ("baseline", "pruned") for n in (2, 3, 5)},
+    "fsd50k-eval-tags-10k": 10000,
+    "audioset-ontology": 565,
+}
+CLUSTERED_SIZES = {f"fsd50k-eval-clustered-{n}k": n * 1000 for n in (2, 3, 5)}
 ESC10 = Path(__file__).parent / "fixtures" / "esc10"
 
 runner = CliRunner()
@@ -60,8 +69,53 @@ def test_ontology_keeps_descriptions_and_ids():
 
 def test_shipped_vocabularies_lists_every_name():
     listed = {v.name: v.size for v in shipped_vocabularies()}
-    assert listed == {"captions-2k": 2000, **SIZES}
-    assert list(listed) == list(SHIPPED)
+    assert listed == {"captions-2k": 2000, **SIZES, **CLUSTERED_SIZES}
+    assert list(listed) == shipped_names()
+    assert {p.stem for p in DATA.glob("*.npz")} == set(SIZES)  # every file is listed, every listed file ships
+
+
+def test_fsd50k_eval_vocabularies_follow_the_paper_recipes():
+    tags, tag_provenance = shipped_concepts("fsd50k-eval-tags-10k")
+    counts = tag_provenance["counts"]
+    for n in (2, 3, 5):
+        baseline = shipped_concepts(f"fsd50k-eval-baseline-{n}k")[0]
+        assert baseline == [t for t in tags if t not in EXPLETIVES][: n * 1000]  # most frequent first
+        pruned, provenance = shipped_concepts(f"fsd50k-eval-pruned-{n}k")
+        pooled = [provenance["counts"][c] for c in pruned]
+        assert pooled == sorted(pooled, reverse=True)
+        assert all(provenance["counts"][c] >= counts.get(c, 0) for c in pruned)  # merged counts are pooled
+        assert not any(any(ch.isdigit() for ch in c) or len(c) == 1 for c in pruned)
+    pruned, provenance = shipped_concepts("fsd50k-eval-pruned-2k")
+    assert {"synth", "sfx", "soundscape", "whoosh"} & set(pruned) and "owi" not in pruned  # jargon kept, names dropped
+    assert provenance["counts"]["footsteps"] > counts["footsteps"]  # footstep(s) merged
+
+
+def test_clustered_needs_a_model():
+    with pytest.raises(ValueError, match="depends on the model"):
+        concept_list("fsd50k-eval-clustered-2k")
+
+
+def test_clustered_vocabulary_is_built_once_per_model_and_cached(clap_dir, tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    from audioconcepts.encoders import load_encoder
+    from audioconcepts.encoders.cache import EmbeddingCache
+
+    monkeypatch.setitem(sources.CLUSTERED, "fsd50k-eval-clustered-2k", ("fsd50k-eval-tags-10k", 40))  # small k: fast
+    encoder = load_encoder(str(clap_dir))
+    calls = []
+    embed_text = encoder.embed_text
+    monkeypatch.setattr(encoder, "embed_text", lambda texts, **kw: calls.append(len(texts)) or embed_text(texts, **kw))
+    with EmbeddingCache(tmp_path / "embeddings.sqlite") as cache:
+        first = sources.embed_vocabulary("fsd50k-eval-clustered-2k", encoder, cache)
+        assert sum(calls) == 10000  # the pool was embedded once
+        again = sources.embed_vocabulary("fsd50k-eval-clustered-2k", encoder, cache)
+        assert sum(calls) == 10000  # second use: read from the vocabulary cache
+    assert len(first) == 40 and first.concepts == again.concepts and first.fingerprint == encoder.fingerprint
+    np.testing.assert_array_equal(first.embeddings, again.embeddings)
+    files = list((tmp_path / "vocabularies").glob("fsd50k-eval-clustered-2k--*.npz"))
+    assert len(files) == 1 and Vocabulary.load(files[0]).fingerprint == encoder.fingerprint
+    tags = set(shipped_concepts("fsd50k-eval-tags-10k")[0])
+    assert set(first.concepts) <= tags and first.provenance["recipe"] == "clustered"
 
 
 def test_vocab_list_prints_names_and_sizes():

@@ -4,8 +4,9 @@ Recipes (see DESIGN.md "Vocabularies (paper recipes)"), each returning a `BuiltC
 
 - `baseline`: the most frequent tags, expletives removed.
 - `pruned`: from the `pool` most frequent tags, drop expletives, single letters, tokens with digits
-  and misspellings (not in pyspellchecker's bundled English dictionary, nor a '-'/'_' compound of
-  words in it); merge words sharing a root (simplemma's bundled English lemmatiser), pooling their
+  and misspellings (not in pyspellchecker's bundled English dictionary plus a shipped list of audio
+  jargon such as "synth", "sfx", "hihat", "soundscape" (data/audio_terms.txt), nor a '-'/'_'
+  compound of such words); merge words sharing a root (simplemma's bundled English lemmatiser), pooling their
   counts; keep the `size` most frequent. A merged concept is named by its most frequent surface form
   (ties: shorter, then alphabetical), so "footsteps" stays "footsteps" rather than becoming
   "footstep". Synonyms are not merged: no maintained offline synonym source (WordNet needs a
@@ -24,7 +25,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -95,10 +96,19 @@ def baseline(
 
 @cache
 def english_words() -> frozenset[str]:
-    """pyspellchecker's bundled English dictionary (no download)."""
+    """pyspellchecker's bundled English dictionary (no download) plus the shipped audio jargon list."""
     from spellchecker import SpellChecker
 
-    return frozenset(SpellChecker(language="en").word_frequency.dictionary)
+    return frozenset(SpellChecker(language="en").word_frequency.dictionary) | audio_terms()
+
+
+@cache
+def audio_terms() -> frozenset[str]:
+    """Audio and sound-design words a general English list lacks (data/audio_terms.txt)."""
+    from importlib import resources
+
+    text = resources.files("audioconcepts.data").joinpath("audio_terms.txt").read_text(encoding="utf-8")
+    return frozenset(w for w in (line.strip() for line in text.splitlines()) if w and not w.startswith("#"))
 
 
 def _lemma(token: str) -> str:
@@ -218,6 +228,33 @@ def _caption_columns(header: list[str]) -> tuple[str, list[str]]:
     raise ValueError(f"no caption columns in CSV header {header}")
 
 
+class CaptionCorpus:
+    """The captions of Clotho (caption_1..caption_5), AudioCaps and MusicCaps (caption) CSVs, detected
+    by header; iterating yields each non-empty caption and fills `sources`, `formats`, `n_captions`."""
+
+    def __init__(self, csv_paths: Iterable[str | os.PathLike]) -> None:
+        self.paths = [os.fspath(p) for p in csv_paths]
+        self.sources: list[str] = []
+        self.formats: dict[str, str] = {}
+        self.n_captions = 0
+
+    def __iter__(self) -> Iterator[str]:
+        import csv
+
+        self.sources, self.formats, self.n_captions = [], {}, 0
+        for source in self.paths:
+            self.sources.append(source)
+            with open(source, encoding="utf-8-sig", newline="") as f:
+                reader = csv.DictReader(f)
+                self.formats[source], columns = _caption_columns(list(reader.fieldnames or []))
+                for row in reader:
+                    for column in columns:
+                        caption = (row.get(column) or "").strip()
+                        if caption:
+                            self.n_captions += 1
+                            yield caption
+
+
 def caption_terms(caption: str, bigrams: bool = True) -> tuple[set[str], set[str]]:
     """(words, bigrams) of one caption: lower-cased; "'s" and apostrophes dropped ("don't" ->
     "dont"), hyphens split words; a word is kept if letters only, >= 2 letters and not in
@@ -253,33 +290,19 @@ def caption_mined(
     (caption). Terms come from `caption_terms`; counts are caption counts (a term counts once per
     caption). Bigrams seen in fewer than `min_bigram_count` captions are dropped; words and bigrams
     are then ranked together by count, ties alphabetical."""
-    import csv
-
     word_counts: Counter[str] = Counter()
     pair_counts: Counter[str] = Counter()
-    sources: list[str] = []
-    formats: dict[str, str] = {}
-    n_captions = 0
-    for path in csv_paths:
-        source = os.fspath(path)
-        sources.append(source)
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            formats[source], columns = _caption_columns(list(reader.fieldnames or []))
-            for row in reader:
-                for column in columns:
-                    caption = (row.get(column) or "").strip()
-                    if caption:
-                        n_captions += 1
-                        words, pairs = caption_terms(caption, bigrams)
-                        word_counts.update(words)
-                        pair_counts.update(pairs)
+    corpus = CaptionCorpus(csv_paths)
+    for caption in corpus:
+        words, pairs = caption_terms(caption, bigrams)
+        word_counts.update(words)
+        pair_counts.update(pairs)
     counts = dict(word_counts)
     counts.update({p: n for p, n in pair_counts.items() if n >= min_bigram_count})
     kept = _ranked(counts)[:size]
     provenance: dict[str, Any] = {
         "recipe": "caption_mined",
-        "sources": sources,
+        "sources": corpus.sources,
         "parameters": {
             "size": size,
             "bigrams": bigrams,
@@ -287,8 +310,8 @@ def caption_mined(
             "stop_words": "sklearn.feature_extraction.text.ENGLISH_STOP_WORDS",
             "count": "captions containing the term",
         },
-        "formats": formats,
-        "n_captions": n_captions,
+        "formats": corpus.formats,
+        "n_captions": corpus.n_captions,
     }
     return BuiltConcepts(kept, {t: counts[t] for t in kept}, provenance)
 

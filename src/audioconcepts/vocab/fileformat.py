@@ -85,6 +85,11 @@ def write(
         raise
 
 
+def is_vocabulary_file(path: str | os.PathLike) -> bool:
+    """Whether `path` is an npz (zip) file, i.e. meant as a vocabulary file rather than a text list."""
+    return zipfile.is_zipfile(path)
+
+
 def read(path: str | os.PathLike, *, with_embeddings: bool = True) -> VocabularyFile:
     """Read a vocabulary file; raises VocabularyFileError if it is corrupt, truncated or another version."""
     name = os.fspath(path)

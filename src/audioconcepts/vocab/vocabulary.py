@@ -89,9 +89,9 @@ class Vocabulary:
         or of a shipped vocabulary name (e.g. "captions-pruned-2k") when no such file exists."""
         name = os.fspath(path)
         if not os.path.isfile(name):
-            from audioconcepts.vocab.sources import SHIPPED, shipped_concepts  # sources imports this module
+            from audioconcepts.vocab.sources import is_shipped, shipped_concepts  # sources imports this module
 
-            if name in SHIPPED:
+            if is_shipped(name):
                 return shipped_concepts(name)
         file = fileformat.read(_existing_file(name), with_embeddings=False)
         return file.concepts, file.provenance
@@ -129,14 +129,14 @@ def _existing_file(name: str) -> str:
     """`name` if it is a file; otherwise a FileNotFoundError that says what names mean."""
     if os.path.isfile(name):
         return name
-    from audioconcepts.vocab.sources import SHIPPED  # sources imports this module
+    from audioconcepts.vocab.sources import is_shipped, shipped_names  # sources imports this module
 
-    if name in SHIPPED:
+    if is_shipped(name):
         raise FileNotFoundError(
             f"{name!r} is a shipped concept list without embeddings; embed it with "
             "audioconcepts.vocab.sources.embed_vocabulary"
         )
-    raise FileNotFoundError(f"no vocabulary file {name!r}; shipped vocabularies: {', '.join(SHIPPED)}")
+    raise FileNotFoundError(f"no vocabulary file {name!r}; shipped vocabularies: {', '.join(shipped_names())}")
 
 
 def _names(concepts: list[str], mask: np.ndarray) -> str:
