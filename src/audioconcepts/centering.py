@@ -50,6 +50,16 @@ def audio_modality_mean(
     vectors = check_fingerprint(own, encoder.fingerprint, "the encoder")
     if len(vectors) >= min_files:
         return Centering(l2_normalize(vectors).mean(axis=0), f"your {len(vectors)} files")
+    reference = reference_clip_embeddings(encoder, cache, progress=progress)
+    n = len(reference)
+    return Centering(l2_normalize(reference.vectors).mean(axis=0), f"the bundled reference set of {n} ESC-10 clips")
+
+
+def reference_clip_embeddings(
+    encoder: Any, cache: EmbeddingCache | None, *, progress: Progress | None = None
+) -> Embeddings:
+    """The bundled reference clips embedded with `encoder` (cached), reported as an "embedding
+    reference clips" task of `progress`."""
     with ExitStack() as stack:
         folder = resources.files("audioconcepts.data").joinpath("reference_clips")
         clips = sorted((f for f in folder.iterdir() if f.name.endswith(".flac")), key=lambda f: f.name)
@@ -58,5 +68,4 @@ def audio_modality_mean(
         reference = embed_files(encoder, files, cache, progress=advance)
     if reference.failures or not reference.paths:
         raise RuntimeError(f"the bundled reference clips could not be embedded: {reference.failures[:3]}")
-    n = len(reference.paths)
-    return Centering(l2_normalize(reference.embeddings.vectors).mean(axis=0), f"the bundled reference set of {n} ESC-10 clips")
+    return reference.embeddings

@@ -133,7 +133,7 @@ def embed(
     _exit_for(failures)
 
 
-vocab_app = typer.Typer(help="List and inspect the shipped concept vocabularies.", no_args_is_help=True)
+vocab_app = typer.Typer(help="List, inspect, build and compare concept vocabularies.", no_args_is_help=True)
 app.add_typer(vocab_app, name="vocab")
 
 
@@ -185,6 +185,151 @@ def vocab_show(
     typer.echo(f"first {len(shown)} concepts:")
     for c in shown:
         typer.echo(f"  {c}" + (f"  ({counts[c]:,})" if c in counts and len(set(counts.values())) > 1 else ""))
+
+
+@vocab_app.command("build")
+def vocab_build(
+    recipe: str = typer.Argument(..., help="fsd50k (baseline + pruned, + clustered with --model), baseline, pruned, clustered, captions, ontology or list."),
+    sources: list[Path] = typer.Argument(..., help="FSD50K *_clips_info_FSD50K.json files or their folder (or tag<TAB>count TSVs); caption CSVs (Clotho, AudioCaps, MusicCaps); an AudioSet ontology.json; or a text file."),
+    out: Path = typer.Option(..., "--out", "-o", help="A folder (one NAME.npz per vocabulary) or, for a single vocabulary, a .npz file."),
+    size: list[int] = typer.Option([], "--size", "-s", help="Vocabulary size; repeat for several (default: 2000, 3000 and 5000 for fsd50k, else 2000)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Embed the concepts with this model and store the embeddings in the files (needed by clustered)."),
+    name: str | None = typer.Option(None, "--name", help="Name prefix of the vocabularies (default: fsd50k, captions, audioset-ontology or the list's file name)."),
+    pool: int = typer.Option(10000, "--pool", min=2, help="Most frequent tags the pruned and clustered recipes start from."),
+    descriptions: bool = typer.Option(False, "--descriptions", help="ontology: embed 'name: description' instead of the name."),
+    seed: int = typer.Option(0, "--seed", help="k-means seed of the clustered recipe."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help=_CACHE_DIR_HELP),
+    no_cache: bool = typer.Option(False, "--no-cache", help=_NO_CACHE_HELP),
+) -> None:
+    """Build vocabulary files with the paper's recipes (or from captions, the AudioSet ontology, a list).
+
+    Example, with FSD50K's metadata: `audioconcepts vocab build fsd50k FSD50K.metadata/ --out vocabs/ -m MODEL`
+    writes fsd50k-{baseline,pruned,clustered}-{2k,3k,5k}.npz."""
+    from audioconcepts.encoders.cached import embed_texts
+    from audioconcepts.vocab import make
+
+    if recipe not in make.RECIPES:
+        raise typer.BadParameter(f"choose one of {', '.join(make.RECIPES)}", param_hint="RECIPE")
+    if recipe == "clustered" and model is None:
+        raise typer.BadParameter("the clustered recipe embeds tags with a model: give --model", param_hint="--model")
+    with _open_cache(cache_dir, no_cache) as cache, _model_errors():
+        encoder = _load_model(model) if model else None
+        with _progress() as progress:
+
+            def embed(texts: list[str]):
+                return embed_texts(encoder, texts, cache, progress=progress(f"embedding {len(texts):,} concepts", len(texts))).vectors
+
+            try:
+                built = make.build_concepts(
+                    recipe, sources, size, prefix=name, pool=pool, embed_texts=embed if encoder else None,
+                    seed=seed, descriptions=descriptions,
+                )
+                written = make.write_vocabularies(
+                    built, out, embed if encoder else None, encoder.fingerprint if encoder else None
+                )
+            except (OSError, ValueError) as e:
+                _error(str(e))
+                raise typer.Exit(EXIT_MODEL_UNAVAILABLE) from None
+    if recipe == "fsd50k" and encoder is None:
+        _info("clustered vocabularies skipped: they embed tags with a model (give --model)")
+    for path, (vocab_name, b) in zip(written, built.items()):
+        typer.echo(f"{vocab_name}: {len(b.concepts):,} concepts -> {path}")
+
+
+@vocab_app.command("report")
+def vocab_report(
+    name: str = typer.Argument(..., help="A shipped vocabulary name, a vocabulary file or a text file (one concept per line)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="The model whose space to measure in (not needed for a file that holds one model's embeddings)."),
+    threshold: float = typer.Option(0.9, "--threshold", "-t", help="Cosine above which two concepts count as near duplicates."),
+    corpus: list[Path] = typer.Option([], "--corpus", help="Caption CSVs (Clotho, AudioCaps, MusicCaps) to measure coverage on (default: the bundled 4,875 AudioCaps test captions)."),
+    l1_penalty: float = typer.Option(0.15, "--l1-penalty", "-l", min=1e-6, help="Lambda of the fidelity measure."),
+    pairs: int = typer.Option(15, "--pairs", min=0, help="Near-duplicate pairs to list."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help=_CACHE_DIR_HELP),
+    no_cache: bool = typer.Option(False, "--no-cache", help=_NO_CACHE_HELP),
+) -> None:
+    """Size, near-duplicate pairs, redundancy, caption coverage and decomposition fidelity of a vocabulary.
+
+    Fidelity is measured on the bundled reference clips for audio models, and on the coverage
+    captions (as stand-ins for audio) for text-only models."""
+    from dataclasses import asdict
+
+    from audioconcepts.vocab import Vocabulary, VocabularyFileError
+    from audioconcepts.vocab.report import vocabulary_report
+    from audioconcepts.vocab.sources import embed_vocabulary
+
+    with _open_cache(cache_dir, no_cache) as cache, _model_errors():
+        encoder = _load_model(model) if model else None
+        with _progress() as progress:
+            try:
+                vocabulary = embed_vocabulary(name, encoder, cache, progress=progress) if encoder else Vocabulary.load(name)
+                captions = _report_captions(corpus)
+                reference, source = _report_reference(encoder, captions, cache, progress) if encoder else (None, "")
+            except (OSError, ValueError, VocabularyFileError) as e:
+                _error(f"cannot report on {name!r}: {e}")
+                raise typer.Exit(EXIT_MODEL_UNAVAILABLE) from None
+            report = vocabulary_report(
+                vocabulary, name, threshold=threshold, captions=captions, reference=reference,
+                reference_source=source, l1_penalty=l1_penalty, show_pairs=pairs,
+            )
+    if as_json:
+        typer.echo(json.dumps(asdict(report), indent=1))
+    else:
+        _print_vocab_report(report)
+
+
+def _report_captions(corpus: list[Path]) -> list[str]:
+    from audioconcepts.vocab.builders import CaptionCorpus
+
+    if corpus:
+        return list(CaptionCorpus(corpus))
+    from audioconcepts.caption_space import load_caption_space
+
+    return load_caption_space().captions
+
+
+def _report_reference(encoder, captions: list[str], cache, progress):
+    """Embeddings to measure fidelity on: the bundled reference clips, or captions for text-only models."""
+    from audioconcepts.centering import reference_clip_embeddings
+    from audioconcepts.encoders import EncoderCapabilityError
+    from audioconcepts.encoders.cached import embed_texts
+
+    try:
+        return reference_clip_embeddings(encoder, cache, progress=progress), "bundled ESC-10 reference clips"
+    except EncoderCapabilityError:
+        texts = captions[:1000]
+        embedded = embed_texts(encoder, texts, cache, progress=progress("embedding captions", len(texts)))
+        return embedded, "captions (a text-only model: captions stand in for audio)"
+
+
+def _print_vocab_report(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Vocabulary report: {report.name} ({report.fingerprint})", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("concepts", f"{report.size:,} (d = {report.dim})")
+    table.add_row(f"near-duplicate pairs (cosine > {report.threshold:g})", f"{report.n_near_duplicate_pairs:,}")
+    table.add_row("concepts with a near duplicate", f"{report.share_with_near_duplicate:.1%}")
+    table.add_row("mean cosine to nearest concept", f"{report.mean_nearest_cosine:.3f}")
+    table.add_row("effective rank", f"{report.effective_rank:.1f} of at most {min(report.size, report.dim)}")
+    if report.coverage:
+        c = report.coverage
+        table.add_row("caption-word coverage", f"{c.exact:.1%} exact, {c.by_lemma:.1%} by lemma ({c.n_words:,} words in {c.n_captions:,} captions)")
+        table.add_row("most frequent missing words", ", ".join(f"{w} ({n})" for w, n in c.missing))
+    if report.fidelity:
+        f = report.fidelity
+        table.add_row(f"fidelity at lambda {f.l1_penalty:g}", f"cosine {f.mean_cosine:.3f}, {f.mean_nnz:.1f} concepts (mean over {f.n:,} {f.source})")
+    console.print(table)
+    if report.near_duplicates:
+        dupes = Table(title="Most similar concept pairs")
+        for column in ("concept", "concept", "cosine"):
+            dupes.add_column(column, justify="right" if column == "cosine" else "left")
+        for a, b, cos in report.near_duplicates:
+            dupes.add_row(a, b, f"{cos:.3f}")
+        console.print(dupes)
 
 
 # ---------------------------------------------------------------- helpers
