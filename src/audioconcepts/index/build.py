@@ -36,7 +36,7 @@ EMBED_BATCH = 64
 #: rows decomposed (and written) per batch
 DECOMPOSE_BATCH = 2048
 
-LabelSource = Mapping[str, str] | Callable[[str], str | None] | str | None
+LabelSource = Mapping[str, str] | Callable[[str], str | None] | str | os.PathLike | None
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _labeller(labels: LabelSource) -> Callable[[str], str | None]:
         return lambda path: None
     if callable(labels):
         return labels
-    if isinstance(labels, str):
+    if isinstance(labels, (str, os.PathLike)):
         if labels == "folder":
             return lambda path: os.path.basename(os.path.dirname(path)) or None
         labels = read_labels_csv(labels)
@@ -362,6 +362,9 @@ def build_index(
             except OSError as e:
                 failures.append((path, f"cannot read: {e.strerror or e}"))
         new, changed, unchanged, removed = _sync_rows(index, keys, in_scope)
+        old_failures = [p for (p,) in index.con.execute("SELECT path FROM failures").fetchall() if p in keys or in_scope(p)]
+        if old_failures:  # this run decides again about every file it can see
+            index.con.execute("DELETE FROM failures WHERE list_contains(?, path)", [old_failures])
         todo = new + changed
         advance = start_task(progress, "embedding audio", len(todo))
         embedded = 0

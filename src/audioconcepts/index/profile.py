@@ -89,12 +89,12 @@ def profile(
         scope_words.append(f"{len(ids)} chosen clips")
     where, params = _scope_sql(folder, label, ids)
     where += " AND f.nnz IS NOT NULL"
-    n = int(index.con.execute(f"SELECT count(*) FROM files f WHERE {where}", params).fetchone()[0])
+    n = int(index.con.execute(f"SELECT count(*) FROM files f WHERE {where}", params).fetchall()[0][0])
     scope = ", ".join(scope_words) or "the whole index"
     if n == 0:
         return Profile(scope, 0, [], 0, offset, limit)
     base = f"FROM codes c JOIN files f ON f.id = c.file_id WHERE {where}"
-    total = int(index.con.execute(f"SELECT count(DISTINCT c.concept_id) {base}", params).fetchone()[0])
+    total = int(index.con.execute(f"SELECT count(DISTINCT c.concept_id) {base}", params).fetchall()[0][0])
     rows = index.con.execute(
         f"SELECT c.concept_id, sum(c.weight) / ? AS mean, count(*) / ? AS prevalence, max(c.weight) {base} "
         "GROUP BY c.concept_id ORDER BY mean DESC, c.concept_id LIMIT ? OFFSET ?",

@@ -355,7 +355,7 @@ def concept_query(
     optionally only within a folder, a label or a set of clip ids."""
     _check_page(offset, limit)
     compiled = compile_query(index, parse_query(query), folder=folder, label=label, ids=ids)
-    total = int(index.con.execute(f"SELECT count(*) {compiled.sql_from}", compiled.params).fetchone()[0])
+    total = int(index.con.execute(f"SELECT count(*) {compiled.sql_from}", compiled.params).fetchall()[0][0])
     columns = ", ".join(f"w.c{j}" for j in range(len(compiled.concepts)))
     rows = index.con.execute(
         f"SELECT f.id, {compiled.score} AS score, {columns} {compiled.sql_from} ORDER BY score DESC, f.id LIMIT ? OFFSET ?",

@@ -120,7 +120,7 @@ def concept_cosines(index: ConceptIndex, code: sp.csr_matrix, *, limit: int, off
     if ids is not None:
         base += " WHERE list_contains(?::INTEGER[], f.id)"
         params.append([int(i) for i in ids])
-    total = int(index.con.execute(f"SELECT count(DISTINCT c.file_id) {base}", params).fetchone()[0])
+    total = int(index.con.execute(f"SELECT count(DISTINCT c.file_id) {base}", params).fetchall()[0][0])
     page = "" if ids is not None else " LIMIT ? OFFSET ?"
     rows = index.con.execute(
         f"SELECT c.file_id, sum(c.weight * q.weight) / (any_value(f.code_norm) * ?) AS score {base} "

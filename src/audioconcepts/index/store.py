@@ -208,7 +208,7 @@ class ConceptIndex:
     def is_initialised(self) -> bool:
         rows = self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta' AND table_schema = 'main'"
-        ).fetchone()
+        ).fetchall()[0]
         return bool(rows[0])
 
     def initialise(self, meta: dict[str, Any], concepts: Sequence[str], concept_embeddings: np.ndarray) -> None:
@@ -330,11 +330,11 @@ class ConceptIndex:
 
     # ----------------------------------------------------------- reading files
     def __len__(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM files").fetchone()[0])
+        return int(self.con.execute("SELECT count(*) FROM files").fetchall()[0][0])
 
     def count(self, *, folder: str | None = None, label: str | None = None) -> int:
         where, params = _scope_sql(folder, label, None)
-        return int(self.con.execute(f"SELECT count(*) FROM files f WHERE {where}", params).fetchone()[0])
+        return int(self.con.execute(f"SELECT count(*) FROM files f WHERE {where}", params).fetchall()[0][0])
 
     def clips(
         self,
@@ -348,7 +348,7 @@ class ConceptIndex:
         """A page of clips (ordered by path) with their `top` concepts."""
         _check_page(offset, limit)
         where, params = _scope_sql(folder, label, None)
-        total = int(self.con.execute(f"SELECT count(*) FROM files f WHERE {where}", params).fetchone()[0])
+        total = int(self.con.execute(f"SELECT count(*) FROM files f WHERE {where}", params).fetchall()[0][0])
         rows = self.con.execute(
             f"SELECT id FROM files f WHERE {where} ORDER BY path, id LIMIT ? OFFSET ?", [*params, limit, offset]
         ).fetchall()
@@ -376,7 +376,7 @@ class ConceptIndex:
     def clip_id(self, path: str | os.PathLike) -> int:
         """The id of the clip stored under `path` (absolute or as indexed, e.g. a precomputed id)."""
         for candidate in dict.fromkeys([os.fspath(path), os.path.abspath(os.fspath(path))]):
-            row = self.con.execute("SELECT id FROM files WHERE path = ?", [candidate]).fetchone()
+            row = next(iter(self.con.execute("SELECT id FROM files WHERE path = ?", [candidate]).fetchall()), None)
             if row:
                 return int(row[0])
         raise UnknownClipError(f"{os.fspath(path)!r} is not in the index {self.path!r}; index it first")
@@ -461,7 +461,7 @@ class ConceptIndex:
         where, params = _scope_sql(None, None, scope_ids)
         sql_from = f"FROM files f WHERE {where} AND NOT list_contains(?::INTEGER[], f.id)"
         params = [*params, exclude]
-        total = int(self.con.execute(f"SELECT count(*) {sql_from}", params).fetchone()[0])
+        total = int(self.con.execute(f"SELECT count(*) {sql_from}", params).fetchall()[0][0])
         rows = self.con.execute(
             f"SELECT f.id, array_cosine_similarity(f.embedding, ?::FLOAT[{self.dim}]) AS score {sql_from} "
             "ORDER BY score DESC, f.id LIMIT ? OFFSET ?",
