@@ -160,11 +160,11 @@ def vocab_show(
     top: int = typer.Option(30, "--top", min=1, help="How many concepts to print (in stored order)."),
 ) -> None:
     """Size, provenance summary and the first concepts of a vocabulary."""
-    from audioconcepts.vocab import Vocabulary, VocabularyFileError
+    from audioconcepts.vocab import Vocabulary
 
     try:
         concepts, provenance = Vocabulary.load_concepts(name)
-    except (OSError, VocabularyFileError) as e:
+    except (OSError, ValueError) as e:  # VocabularyFileError is a ValueError
         _error(str(e))
         raise typer.Exit(EXIT_MODEL_UNAVAILABLE) from None
     typer.echo(f"{name}: {len(concepts):,} concepts")
