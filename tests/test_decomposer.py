@@ -163,3 +163,15 @@ def test_wrong_dimension_and_fingerprint(fitted, vocab, Z):
 def test_bad_vocabularies(concepts, emb, match):
     with pytest.raises(ValueError, match=match):
         Vocabulary(concepts, emb, "model")
+
+
+def test_notebook_html_shows_top_concepts_escaped():
+    rng = np.random.default_rng(3)
+    vocab = Vocabulary(["<script>alert(1)</script>", "rain", "dog", "wind"], rng.standard_normal((4, 8)), "m")
+    X = rng.standard_normal((3, 8))
+    result = ConceptDecomposer(vocab, l1_penalty=0.01).fit(X).decompose(X)
+    page = result._repr_html_()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    top = result.explain(0, 1)[0][0]
+    assert (top if top != "<script>alert(1)</script>" else "&lt;script&gt;") in page
+    assert page.count("<tr") == 1 + len(result)  # header + one row per embedding

@@ -39,6 +39,21 @@ class ExplainResult:
     centering: str  #: e.g. "your 57 files" or "the bundled reference set of 20 ESC-10 clips"
     computed: int  #: audio files embedded by this run (the others came from the cache)
 
+    def _repr_html_(self) -> str:
+        """Notebook view: one table row per file with its top concepts as bars."""
+        from audioconcepts.display import concept_bars, esc
+
+        rows = "".join(
+            f"<tr><td>{esc(os.path.basename(r.path))}</td><td>{concept_bars(r.concepts)}</td>"
+            f"<td>{r.nnz}</td><td>{r.cosine:.3f}</td></tr>"
+            for r in self.rows
+        )
+        failed = "".join(f"<li>{esc(p)}: {esc(reason)}</li>" for p, reason in self.failures)
+        return (
+            f"<table><tr><th>file</th><th>concepts</th><th>nnz</th><th>cosine</th></tr>{rows}</table>"
+            f"<p>centering: {esc(self.centering)}</p>" + (f"<ul>{failed}</ul>" if failed else "")
+        )
+
 
 def explain_audio(
     paths: Sequence[PathLike],

@@ -45,6 +45,12 @@ class Decomposition:
         order = np.argsort(-row.data, kind="stable")[:top]
         return [(self.concepts[row.indices[j]], float(row.data[j])) for j in order]
 
+    def _repr_html_(self) -> str:
+        """Notebook view: the first rows' top concepts as bars, with nnz, cosine and status."""
+        from audioconcepts.display import decomposition_html
+
+        return decomposition_html(self)
+
     def summary(self):
         """One pandas row of diagnostics per embedding."""
         import pandas as pd
