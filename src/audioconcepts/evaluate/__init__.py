@@ -13,6 +13,7 @@ from audioconcepts.evaluate.metrics import (
     retrieval_metrics,
     retrieval_ranks,
 )
+from audioconcepts.evaluate.finetune import Projector, fit_projector
 from audioconcepts.evaluate.similarity import (
     NNGSSpectrum,
     knn,
@@ -33,6 +34,9 @@ __all__ = [
     "mean_average_precision",
     "retrieval_metrics",
     "retrieval_ranks",
+    # fine-tuned variant (torch imported only when training)
+    "Projector",
+    "fit_projector",
     # embedding-space similarity
     "NNGSSpectrum",
     "knn",
