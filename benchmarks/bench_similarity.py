@@ -128,11 +128,15 @@ def main() -> None:
         args.n = 20_000
 
     print(
-        f"NNGS of two {args.n:,} x {args.d} float32 spaces, k = {args.k}; {platform.processor() or platform.machine()}, "
+        f"NNGS of two {args.n:,} x {args.d} float32 spaces, k = {args.k}; "
+        f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     print(f"an n x n float32 matrix would need {args.n**2 * 4 / 2**30:.1f} GiB (not built by either method)\n")
-    header = "| metric | method | wall s | peak RSS MiB | traced MiB | NNGS | speed-up (baseline s / ours) | RSS (ours / baseline) |"
+    header = (
+        "| metric | method | wall s | peak RSS MiB | traced MiB | NNGS "
+        "| speed-up (baseline s / ours) | RSS (ours / baseline) |"
+    )
     print(header)
     print("|---|---|---|---|---|---|---|---|")
     for metric in args.metrics:

@@ -185,7 +185,9 @@ def fit_projector(
     T = _as_float_matrix(class_text_embeddings, "class_text_embeddings")
     n, d = Z.shape
     if T.shape[1] != d:
-        raise ValueError(f"class_text_embeddings have d = {T.shape[1]} but Z has d = {d}; embed both with the same model")
+        raise ValueError(
+            f"class_text_embeddings have d = {T.shape[1]} but Z has d = {d}; embed both with the same model"
+        )
     y = _labels(y, n, T.shape[0], classes)
     if not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
