@@ -73,7 +73,7 @@ def _ray():
         import ray
         import ray.data  # noqa: F401
     except ImportError as e:
-        raise ImportError('engine="ray" needs Ray Data: pip install "audioconcepts[ray]" (or "ray[data]>=2.9")') from e
+        raise ImportError('engine="ray" needs Ray Data: pip install "audioconcepts[ray]" (or "ray[data]>=2.10")') from e
     return ray
 
 
