@@ -397,3 +397,21 @@ def test_decompose_command_exit_1_for_bad_rows(cli, tmp_path, vocabulary, X, fin
     assert read_codes(tmp_path / "out")[3]["status"].tolist()[3] == 3
     missing = cli(tmp_path / "nope.parquet", "--vocab", tmp_path / "vocab.npz", "--out", tmp_path / "o2")
     assert missing.exit_code == 2 and "input not found" in missing.output
+
+
+def test_progress_bar_shows_rows_per_second_and_eta():
+    import io
+    import time
+
+    from rich.console import Console
+
+    from audioconcepts.jobs.progress import job_progress
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=120)
+    with job_progress("decomposing", 1000, done=400, console=console) as advance:
+        for _ in range(3):
+            time.sleep(0.05)
+            advance(100)
+    text = buffer.getvalue()
+    assert "decomposing" in text and "700/1000" in text and "rows/s" in text and "ETA" in text

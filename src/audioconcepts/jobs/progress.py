@@ -7,14 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 #: ``advance(n)``: n more rows (or files) are done.
 Advance = Callable[[int], None]
 
 
 @contextmanager
-def job_progress(description: str, total: int, done: int = 0, unit: str = "rows", enabled: bool = True) -> Iterator[Advance]:
-    """Yields advance(n); the bar starts at `done` (work finished by an earlier run) of `total`."""
+def job_progress(
+    description: str, total: int, done: int = 0, unit: str = "rows", enabled: bool = True, console: Any = None
+) -> Iterator[Advance]:
+    """Yields advance(n); the bar starts at `done` (work finished by an earlier run) of `total`.
+    `console`: a rich Console (default: stderr)."""
     if not enabled:
         yield lambda n: None
         return
@@ -27,7 +31,7 @@ def job_progress(description: str, total: int, done: int = 0, unit: str = "rows"
             speed = task.finished_speed or task.speed
             return Text(f"{speed:,.0f} {unit}/s" if speed else f"? {unit}/s", style="progress.data.speed")
 
-    console = Console(stderr=True)
+    console = console or Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bars:
         task = bars.add_task(description, total=total, completed=done)
