@@ -15,7 +15,7 @@ from audioconcepts.decompose.preprocess import l2_normalize
 from audioconcepts.encoders import load_encoder
 from audioconcepts.encoders.cache import EmbeddingCache
 from audioconcepts.encoders.cached import embed_files
-from audioconcepts.index import ConceptIndex, IndexMismatchError, build_index, read_labels_csv
+from audioconcepts.index import ConceptIndex, IndexBusyError, IndexMismatchError, build_index, read_labels_csv
 from audioconcepts.index.profile import profile
 
 FIXTURES = Path(__file__).parent / "fixtures" / "esc10"
@@ -229,3 +229,26 @@ def test_read_labels_csv_needs_file_and_label_columns(tmp_path):
 def test_opening_a_missing_index_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="audioconcepts index"):
         ConceptIndex(tmp_path / "nothing.duckdb")
+
+
+def test_new_labels_reach_unchanged_files_and_a_busy_index_is_a_clear_error(tiny, cache, reference_mean, esc_vectors, tmp_path):
+    encoder, vocab = tiny
+    sounds = copy_clips(tmp_path / "sounds", ["3-132852-A-10.flac", "4-182395-A-0.flac"])
+    db = tmp_path / "ix.duckdb"
+    build_index([sounds], encoder, vocab, db, cache=cache)
+    counting = CountingEncoder(encoder)
+    report = build_index([sounds], counting, vocab, db, labels=FIXTURES / "meta.csv")
+    assert report.unchanged == 2 and counting.clips == 0
+    with ConceptIndex(db) as index:
+        assert sorted(label for label, _ in index.labels()) == ["dog", "rain"]
+        with pytest.raises(IndexBusyError, match="open elsewhere"):
+            build_index([sounds], encoder, vocab, db, cache=cache)
+        # a cursor serves another thread
+        import threading
+
+        view, seen = index.cursor(), []
+        worker = threading.Thread(target=lambda: seen.append(view.count(label="dog")))
+        worker.start()
+        worker.join()
+        view.close()
+        assert seen == [1] and len(index) == 2

@@ -6,6 +6,7 @@ from audioconcepts.index.build import IndexReport, build_index, build_index_from
 from audioconcepts.index.store import (
     Clip,
     ConceptIndex,
+    IndexBusyError,
     IndexMismatchError,
     Page,
     UnknownClipError,
@@ -15,6 +16,7 @@ from audioconcepts.index.store import (
 __all__ = [
     "Clip",
     "ConceptIndex",
+    "IndexBusyError",
     "IndexMismatchError",
     "IndexReport",
     "Page",

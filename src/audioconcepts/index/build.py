@@ -224,6 +224,21 @@ def _write_rows(
         con.unregister("_batch")
 
 
+def _set_labels(index: ConceptIndex, labels: Mapping[str, str | None]) -> None:
+    """Set the label of the stored files named in `labels` (path -> label)."""
+    import pyarrow as pa
+
+    if not labels:
+        return
+    table = pa.table({"path": pa.array(list(labels), pa.string()), "label": pa.array(list(labels.values()), pa.string())})
+    con = index.con
+    con.register("_labels", table)
+    try:
+        con.execute("UPDATE files SET label = l.label FROM _labels l WHERE files.path = l.path AND files.label IS DISTINCT FROM l.label")
+    finally:
+        con.unregister("_labels")
+
+
 def _record_failures(index: ConceptIndex, failures: list[tuple[str, str]]) -> None:
     if not failures:
         return
@@ -384,6 +399,8 @@ def build_index(
                     [os.path.dirname(p) for p in result.paths],
                 )
         _record_failures(index, failures)
+        if labels is not None:  # new labels apply to unchanged files too
+            _set_labels(index, {p: label_of(p) for p in keys})
         failed = {p for p, _ in failures}
         stale = [p for p in changed if p in failed]  # changed, then failed: its old code no longer describes it
         if stale:
@@ -472,6 +489,8 @@ def build_index_from_embeddings(
                 [None] * len(rows),
             )
         _record_failures(index, failures)
+        if labels is not None:
+            _set_labels(index, {ids[i]: labels[i] for i in np.flatnonzero(finite)})
         total = len(index)
         centering = ""
         if total:

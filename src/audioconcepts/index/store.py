@@ -20,6 +20,7 @@ not shared between threads: use one `ConceptIndex` per thread (or `cursor()`), r
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
@@ -40,6 +41,10 @@ class IndexError_(Exception):
 
 class IndexMismatchError(IndexError_, ValueError):
     """The index was built with another model, vocabulary or l1_penalty than the one asked for."""
+
+
+class IndexBusyError(IndexError_, OSError):
+    """The index file is open elsewhere in a way that excludes this connection (e.g. a writer)."""
 
 
 class UnknownConceptError(IndexError_, KeyError):
@@ -88,6 +93,12 @@ class Clip:
             "cosine": self.cosine,
             "concepts": [{"concept": c, "weight": w} for c, w in self.concepts],
         }
+
+
+    def _repr_html_(self) -> str:
+        from audioconcepts.display import explanation_html
+
+        return explanation_html(self.concepts, title=f"{self.path} ({self.label or 'no label'})")
 
 
 @dataclass(frozen=True)
@@ -177,7 +188,15 @@ class ConceptIndex:
         self.path = os.fspath(path)
         if read_only and not os.path.isfile(self.path):
             raise FileNotFoundError(f"no concept index at {self.path!r}; build one with `audioconcepts index`")
-        self.con = _duckdb().connect(self.path, read_only=read_only)
+        duckdb = _duckdb()
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except (duckdb.ConnectionException, duckdb.IOException) as e:
+            raise IndexBusyError(
+                f"cannot open the index {self.path!r} {'for reading' if read_only else 'for writing'}: it is open "
+                f"elsewhere ({str(e).splitlines()[0]}). Close the other ConceptIndex or process first "
+                "(DuckDB allows one writer, or any number of read-only readers in separate processes)"
+            ) from e
         self.read_only = read_only
         self._meta: dict[str, Any] | None = None
         self._concepts: list[str] | None = None
@@ -198,6 +217,15 @@ class ConceptIndex:
     # ----------------------------------------------------------- lifecycle
     def close(self) -> None:
         self.con.close()
+
+    def cursor(self) -> ConceptIndex:
+        """The same index on a new DuckDB cursor, for another thread (a connection is not shared
+        between threads); close it when the thread is done."""
+        other = copy.copy(self)
+        other.con = self.con.cursor()
+        other._decomposer = None
+        other.__dict__.pop("_text_decomposer", None)
+        return other
 
     def __enter__(self) -> ConceptIndex:
         return self
