@@ -135,9 +135,10 @@ def _open_for_writing(
         if old["fingerprint"] != fingerprint:
             problems.append(f"model {old['fingerprint']!r} (asked for {fingerprint!r})")
         if old["vocabulary_hash"] != meta["vocabulary_hash"]:
+            same_name = " with a different concept list" if old["vocabulary_name"] == vocabulary_name else ""
             problems.append(
                 f"vocabulary {old['vocabulary_name']!r} of {old['n_concepts']} concepts "
-                f"(asked for {vocabulary_name!r} of {len(vocabulary)} concepts)"
+                f"(asked for {vocabulary_name!r} of {len(vocabulary)} concepts{same_name})"
             )
         if float(old["l1_penalty"]) != float(l1_penalty):
             problems.append(f"l1_penalty {old['l1_penalty']:g} (asked for {float(l1_penalty):g})")

@@ -98,7 +98,7 @@ def profile(
     rows = index.con.execute(
         f"SELECT c.concept_id, sum(c.weight) / ? AS mean, count(*) / ? AS prevalence, max(c.weight) {base} "
         "GROUP BY c.concept_id ORDER BY mean DESC, c.concept_id LIMIT ? OFFSET ?",
-        [float(n), float(n), *params, limit, offset],
+        [float(n), float(n), *params, int(limit), int(offset)],
     ).fetchall()
     names = index.concepts
     return Profile(scope, n, [ProfileRow(names[c], float(m), float(p), float(x)) for c, m, p, x in rows], total, offset, limit)

@@ -37,14 +37,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from audioconcepts.index.store import Clip, ConceptIndex, IndexError_, _check_page, _scope_sql
+from audioconcepts.index.store import Clip, ConceptIndex, ConceptIndexError, _check_page, _scope_sql
 
 #: comparison token -> SQL operator (a fixed whitelist: user text never reaches the SQL)
 OPERATORS = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "=", "==": "="}
 KEYWORDS = ("and", "or", "not")
 
 
-class QuerySyntaxError(IndexError_, ValueError):
+class QuerySyntaxError(ConceptIndexError, ValueError):
     """A query that does not follow the grammar; the message points at the place and says what fits."""
 
     def __init__(self, message: str, query: str, position: int) -> None:
@@ -359,7 +359,7 @@ def concept_query(
     columns = ", ".join(f"w.c{j}" for j in range(len(compiled.concepts)))
     rows = index.con.execute(
         f"SELECT f.id, {compiled.score} AS score, {columns} {compiled.sql_from} ORDER BY score DESC, f.id LIMIT ? OFFSET ?",
-        [*compiled.params, limit, offset],
+        [*compiled.params, int(limit), int(offset)],
     ).fetchall()
     clips = index.get_clips([r[0] for r in rows], top=top)
     hits = [

@@ -125,7 +125,7 @@ def concept_cosines(index: ConceptIndex, code: sp.csr_matrix, *, limit: int, off
     rows = index.con.execute(
         f"SELECT c.file_id, sum(c.weight * q.weight) / (any_value(f.code_norm) * ?) AS score {base} "
         f"GROUP BY c.file_id ORDER BY score DESC, c.file_id{page}",
-        [norm, *params] + ([] if ids is not None else [limit, offset]),
+        [norm, *params] + ([] if ids is not None else [int(limit), int(offset)]),
     ).fetchall()
     return total, [(int(i), float(s)) for i, s in rows]
 

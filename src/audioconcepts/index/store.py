@@ -24,6 +24,7 @@ import copy
 import difflib
 import hashlib
 import json
+import numbers
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,19 +36,23 @@ import scipy.sparse as sp
 SCHEMA_VERSION = 1
 
 
-class IndexError_(Exception):
-    """Base of the index's errors (named with a trailing underscore so as not to shadow IndexError)."""
+class ConceptIndexError(Exception):
+    """Base of the concept index's errors."""
 
 
-class IndexMismatchError(IndexError_, ValueError):
+#: the earlier name of ConceptIndexError (kept: the web explorer imports it)
+IndexError_ = ConceptIndexError
+
+
+class IndexMismatchError(ConceptIndexError, ValueError):
     """The index was built with another model, vocabulary or l1_penalty than the one asked for."""
 
 
-class IndexBusyError(IndexError_, OSError):
+class IndexBusyError(ConceptIndexError, OSError):
     """The index file is open elsewhere in a way that excludes this connection (e.g. a writer)."""
 
 
-class UnknownConceptError(IndexError_, KeyError):
+class UnknownConceptError(ConceptIndexError, KeyError):
     """A concept name that is not in the index's vocabulary; `suggestions` holds the closest names."""
 
     def __init__(self, name: str, suggestions: Sequence[str]) -> None:
@@ -59,7 +64,7 @@ class UnknownConceptError(IndexError_, KeyError):
         return self.args[0]
 
 
-class UnknownClipError(IndexError_, KeyError):
+class UnknownClipError(ConceptIndexError, KeyError):
     """A clip id that is not in the index."""
 
     def __str__(self) -> str:
@@ -378,7 +383,7 @@ class ConceptIndex:
         where, params = _scope_sql(folder, label, None)
         total = int(self.con.execute(f"SELECT count(*) FROM files f WHERE {where}", params).fetchall()[0][0])
         rows = self.con.execute(
-            f"SELECT id FROM files f WHERE {where} ORDER BY path, id LIMIT ? OFFSET ?", [*params, limit, offset]
+            f"SELECT id FROM files f WHERE {where} ORDER BY path, id LIMIT ? OFFSET ?", [*params, int(limit), int(offset)]
         ).fetchall()
         return Page(self.get_clips([r[0] for r in rows], top=top), total, offset, limit)
 
@@ -493,16 +498,15 @@ class ConceptIndex:
         rows = self.con.execute(
             f"SELECT f.id, array_cosine_similarity(f.embedding, ?::FLOAT[{self.dim}]) AS score {sql_from} "
             "ORDER BY score DESC, f.id LIMIT ? OFFSET ?",
-            [(v / np.linalg.norm(v)).astype(np.float32).tolist(), *params, limit, offset],
+            [(v / np.linalg.norm(v)).astype(np.float32).tolist(), *params, int(limit), int(offset)],
         ).fetchall()
         return Page([(int(i), float(s)) for i, s in rows], total, offset, limit)
 
 
 def _check_page(offset: int, limit: int) -> None:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-        raise ValueError(f"limit must be a non-negative integer; got {limit!r}")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise ValueError(f"offset must be a non-negative integer; got {offset!r}")
+    for name, value in (("limit", limit), ("offset", offset)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
 
 
 def folder_prefix(folder: str | os.PathLike) -> str:
