@@ -120,3 +120,13 @@ def test_search_results_and_profiles_render_escaped(hostile_index):
     text = check_result_html(p._repr_html_())
     assert SCRIPT in text and "20 clips" in text
     assert profile_html(p) == p._repr_html_()
+
+
+def test_a_page_of_clips_renders_escaped(hostile_index):
+    index, _ = hostile_index
+    page = index.clips(offset=2, limit=3)
+    text = check_result_html(page._repr_html_())
+    assert f"3\u20135 of {len(index)}" in text
+    assert all(c.label in text for c in page)
+    text = check_result_html(index.clip(page[0].id)._repr_html_())
+    assert page[0].path in text

@@ -252,3 +252,24 @@ def test_new_labels_reach_unchanged_files_and_a_busy_index_is_a_clear_error(tiny
         worker.join()
         view.close()
         assert seen == [1] and len(index) == 2
+
+
+def test_an_interrupted_run_is_finished_by_the_next_one(tiny, cache, reference_mean, esc_vectors, tmp_path):
+    """Rows stored with their embedding but not yet decomposed (a run killed in between) are
+    decomposed by the next run, without embedding anything again."""
+    encoder, vocab = tiny
+    sounds = copy_clips(tmp_path / "sounds", ["3-132852-A-10.flac", "4-182395-A-0.flac", "4-164021-A-1.flac"])
+    db = tmp_path / "ix.duckdb"
+    build_index([sounds], encoder, vocab, db, cache=cache)
+    with ConceptIndex(db) as index:
+        ids = index.ids()
+        expected = index.codes(ids).toarray()
+    with ConceptIndex(db, read_only=False) as index:  # simulate the kill: two rows lose their codes
+        index.con.execute("UPDATE files SET nnz = NULL, cosine = NULL WHERE id IN (?, ?)", ids[:2])
+        index.con.execute("DELETE FROM codes WHERE file_id IN (?, ?)", ids[:2])
+    counting = CountingEncoder(encoder)
+    report = build_index([sounds], counting, vocab, db)
+    assert counting.clips == 0 and report.decomposed == 2 and report.unchanged == 3
+    with ConceptIndex(db) as index:
+        np.testing.assert_allclose(index.codes(ids).toarray(), expected, atol=1e-12)
+        assert all(c.nnz is not None for c in index.clips())

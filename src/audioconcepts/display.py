@@ -112,6 +112,13 @@ def _page_note(result: Any) -> str:
     return f"<p>{result.offset + 1}&ndash;{result.offset + shown} of {result.total}</p>"
 
 
+def clips_html(clips: Sequence[Any], title: str | None = None, note: str = "") -> str:
+    """Clips (id, file, label, top concepts with bars) as a table."""
+    header = _row(["id", "clip", "label", "top concepts"], header=True)
+    body = [_row(_clip_cells(c)) for c in clips]
+    return f"<table {_TABLE}>{_caption(title)}{header}{''.join(body)}</table>{note}"
+
+
 def query_result_html(result: Any) -> str:
     """A concept-query result: score, clip, label, the named concepts' weights, top concepts."""
     header = _row(["score", "id", "clip", "label", "top concepts", "query concepts"], header=True)

@@ -124,6 +124,14 @@ class Page:
     def __getitem__(self, i):
         return self.items[i]
 
+    def _repr_html_(self) -> str:
+        from audioconcepts.display import clips_html, esc
+
+        note = f"<p>{self.offset + 1}&ndash;{self.offset + len(self.items)} of {self.total}</p>" if self.items else f"<p>none of {self.total}</p>"
+        if all(isinstance(c, Clip) for c in self.items):
+            return clips_html(self.items, note=note)
+        return "<p>" + "<br>".join(esc(item) for item in self.items) + "</p>" + note
+
 
 _SCHEMA = """
 CREATE TABLE meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
