@@ -191,7 +191,9 @@ async function startEditing(clipId) {
     const clip = await api(`/api/clips/${encodeURIComponent(clipId)}?top=12`);
     const original = new Map(clip.concepts.map((c) => [c.concept, c.weight]));
     const largest = Math.max(0.05, ...clip.concepts.map((c) => c.weight));
-    const scale = Math.min(state.info ? state.info.max_weight : 10, Math.ceil(largest * 200) / 100);
+    // room to push a concept well past the clip's own weights (codes live in a centred space:
+    // a concept usually has to outweigh the others to pull in clips that are mostly about it)
+    const scale = Math.min(state.info ? state.info.max_weight : 10, Math.max(1, Math.ceil(largest * 300) / 100));
     state.editing = { clip, original, weights: new Map(original), scale };
     for (const card of document.querySelectorAll("li.clip")) {
       card.classList.toggle("selected", card.getAttribute("data-id") === String(clip.id));
