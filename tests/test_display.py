@@ -84,10 +84,12 @@ def hostile_index(tmp_path_factory):
     C, Z = random_problem(5, k=20, d=16, n=40)
     names = [SCRIPT, ATTRIBUTE] + [f"c{j}" for j in range(18)]
     vocab = Vocabulary(names, C, "test:display")
-    ids = [f'{ATTRIBUTE}/clip{i}<script>.wav' for i in range(len(Z))]
+    ids = [f"{ATTRIBUTE}/clip{i}<script>.wav" for i in range(len(Z))]
     labels = [SCRIPT if i % 2 else ATTRIBUTE for i in range(len(Z))]
     db = tmp_path_factory.mktemp("display") / "d.duckdb"
-    build_index_from_embeddings(ids, Embeddings(Z.astype(np.float32), "test:display"), vocab, db, labels=labels, l1_penalty=0.02)
+    build_index_from_embeddings(
+        ids, Embeddings(Z.astype(np.float32), "test:display"), vocab, db, labels=labels, l1_penalty=0.02
+    )
     with ConceptIndex(db) as index:
         yield index, C
 

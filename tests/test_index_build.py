@@ -19,7 +19,20 @@ from audioconcepts.index import ConceptIndex, IndexBusyError, IndexMismatchError
 from audioconcepts.index.profile import profile
 
 FIXTURES = Path(__file__).parent / "fixtures" / "esc10"
-CONCEPTS = ["rain", "dog", "bird", "engine", "water", "fire", "clock", "baby crying", "wind", "sea waves", "rooster", "saw"]
+CONCEPTS = [
+    "rain",
+    "dog",
+    "bird",
+    "engine",
+    "water",
+    "fire",
+    "clock",
+    "baby crying",
+    "wind",
+    "sea waves",
+    "rooster",
+    "saw",
+]
 
 
 class CountingEncoder:
@@ -94,7 +107,13 @@ def test_build_stores_embeddings_codes_labels_and_metadata(tiny, cache, referenc
     sounds = copy_clips(tmp_path / "sounds")
     counting = CountingEncoder(encoder)
     report = build_index(
-        [sounds], counting, vocab, tmp_path / "ix.duckdb", cache=cache, labels=FIXTURES / "meta.csv", vocabulary_name="tiny"
+        [sounds],
+        counting,
+        vocab,
+        tmp_path / "ix.duckdb",
+        cache=cache,
+        labels=FIXTURES / "meta.csv",
+        vocabulary_name="tiny",
     )
     assert (report.added, report.updated, report.removed, report.unchanged) == (10, 0, 0, 0)
     # every clip (and every reference clip) was in the cache: the model embedded nothing
@@ -126,7 +145,9 @@ def test_build_stores_embeddings_codes_labels_and_metadata(tiny, cache, referenc
         assert all(len(c.concepts) <= 2 for c in page)
 
 
-def test_update_embeds_only_new_and_changed_files_and_removes_vanished(tiny, cache, reference_mean, esc_vectors, tmp_path):
+def test_update_embeds_only_new_and_changed_files_and_removes_vanished(
+    tiny, cache, reference_mean, esc_vectors, tmp_path
+):
     encoder, vocab = tiny
     sounds = copy_clips(tmp_path / "sounds")
     db = tmp_path / "ix.duckdb"
@@ -147,7 +168,9 @@ def test_update_embeds_only_new_and_changed_files_and_removes_vanished(tiny, cac
     deleted.unlink()
     added = sounds / "new" / "extra.flac"
     added.parent.mkdir()
-    with resources.as_file(resources.files("audioconcepts.data").joinpath("reference_clips", "4-160999-A-10.flac")) as src:
+    with resources.as_file(
+        resources.files("audioconcepts.data").joinpath("reference_clips", "4-160999-A-10.flac")
+    ) as src:
         shutil.copy(src, added)
 
     counting = CountingEncoder(encoder)
@@ -189,7 +212,9 @@ def test_a_bad_file_is_recorded_and_the_others_are_indexed(tiny, cache, referenc
         assert index.failures() == []
 
 
-def test_another_model_vocabulary_or_penalty_is_refused_unless_rebuilt(tiny, cache, reference_mean, esc_vectors, tmp_path):
+def test_another_model_vocabulary_or_penalty_is_refused_unless_rebuilt(
+    tiny, cache, reference_mean, esc_vectors, tmp_path
+):
     encoder, vocab = tiny
     sounds = copy_clips(tmp_path / "sounds", ["3-132852-A-10.flac", "4-182395-A-0.flac"])
     db = tmp_path / "ix.duckdb"
@@ -231,7 +256,9 @@ def test_opening_a_missing_index_is_a_clear_error(tmp_path):
         ConceptIndex(tmp_path / "nothing.duckdb")
 
 
-def test_new_labels_reach_unchanged_files_and_a_busy_index_is_a_clear_error(tiny, cache, reference_mean, esc_vectors, tmp_path):
+def test_new_labels_reach_unchanged_files_and_a_busy_index_is_a_clear_error(
+    tiny, cache, reference_mean, esc_vectors, tmp_path
+):
     encoder, vocab = tiny
     sounds = copy_clips(tmp_path / "sounds", ["3-132852-A-10.flac", "4-182395-A-0.flac"])
     db = tmp_path / "ix.duckdb"

@@ -36,8 +36,20 @@ def built(clap_dir, tmp_path_factory):
     vocab = root / "concepts.txt"
     vocab.write_text("\n".join(CONCEPTS) + "\n")
     db = root / "ix.duckdb"
-    args = ["index", str(sounds), "-m", str(clap_dir), "--vocab", str(vocab), "--db", str(db),
-            "--cache-dir", str(root / "cache"), "--labels", str(FIXTURES / "meta.csv")]
+    args = [
+        "index",
+        str(sounds),
+        "-m",
+        str(clap_dir),
+        "--vocab",
+        str(vocab),
+        "--db",
+        str(db),
+        "--cache-dir",
+        str(root / "cache"),
+        "--labels",
+        str(FIXTURES / "meta.csv"),
+    ]
     first = runner.invoke(app, args)
     (sounds / "broken.flac").unlink()
     second = runner.invoke(app, args)
@@ -81,13 +93,17 @@ def test_search_like_with_plus_and_minus(built):
     data = json.loads(result.stdout)
     assert data["source"]["id"] == clip.id and clip.id not in [h["id"] for h in data["hits"]]
     assert {(c["concept"], c["after"]) for c in data["changes"]} == {("engine", 0.4), (first_concept, 0.0)}
-    by_id = runner.invoke(app, ["search", "--like", str(clip.id), "--plus", "engine=0.4", "--minus", first_concept, "--db", db, "--json"])
+    by_id = runner.invoke(
+        app, ["search", "--like", str(clip.id), "--plus", "engine=0.4", "--minus", first_concept, "--db", db, "--json"]
+    )
     assert json.loads(by_id.stdout)["hits"] == data["hits"]
 
 
 def test_text_search_command(built, clap_dir):
     db = str(built["db"])
-    result = runner.invoke(app, ["search", "rain on a roof", "--text", "-m", str(clap_dir), "--db", db, "--json", "--no-cache"])
+    result = runner.invoke(
+        app, ["search", "rain on a roof", "--text", "-m", str(clap_dir), "--db", db, "--json", "--no-cache"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["rank"] == "dense" and data["total"] == 4 and len(data["hits"]) == 4

@@ -103,7 +103,9 @@ def space(caption_space, tmp_path_factory):
     ids = [f"caption-{i}" for i in range(N_CAPTIONS)]
     labels = ["dog" if "dog" in c.lower() else "other" for c in caption_space.captions[:N_CAPTIONS]]
     db = tmp_path_factory.mktemp("index") / "captions.duckdb"
-    build_index_from_embeddings(ids, Embeddings(X, vocab.fingerprint), vocab, db, labels=labels, vocabulary_name="captions")
+    build_index_from_embeddings(
+        ids, Embeddings(X, vocab.fingerprint), vocab, db, labels=labels, vocabulary_name="captions"
+    )
     W = ConceptDecomposer(vocab, l1_penalty=0.15).fit(modality_mean=l2_normalize(X).mean(axis=0)).transform(X).toarray()
     index = ConceptIndex(db)
     row_of = {index.clip_id(p): i for i, p in enumerate(ids)}
@@ -125,13 +127,29 @@ def w(W, concepts, name):
 
 CASES = [
     ("rain > 0.1 and not traffic", lambda W, c: (w(W, c, "rain") > 0.1) & ~(w(W, c, "traffic") > 0), ["rain"]),
-    ("(dog or cat) and bark >= 0.05", lambda W, c: ((w(W, c, "dog") > 0) | (w(W, c, "cat") > 0)) & (w(W, c, "bark") >= 0.05), ["dog", "cat", "bark"]),
-    ("wind or birds and not water", lambda W, c: (w(W, c, "wind") > 0) | ((w(W, c, "birds") > 0) & ~(w(W, c, "water") > 0)), ["wind", "birds"]),
-    ("(wind or birds) and not water", lambda W, c: ((w(W, c, "wind") > 0) | (w(W, c, "birds") > 0)) & ~(w(W, c, "water") > 0), ["wind", "birds"]),
+    (
+        "(dog or cat) and bark >= 0.05",
+        lambda W, c: ((w(W, c, "dog") > 0) | (w(W, c, "cat") > 0)) & (w(W, c, "bark") >= 0.05),
+        ["dog", "cat", "bark"],
+    ),
+    (
+        "wind or birds and not water",
+        lambda W, c: (w(W, c, "wind") > 0) | ((w(W, c, "birds") > 0) & ~(w(W, c, "water") > 0)),
+        ["wind", "birds"],
+    ),
+    (
+        "(wind or birds) and not water",
+        lambda W, c: ((w(W, c, "wind") > 0) | (w(W, c, "birds") > 0)) & ~(w(W, c, "water") > 0),
+        ["wind", "birds"],
+    ),
     ("engine < 0.05 and car", lambda W, c: (w(W, c, "engine") < 0.05) & (w(W, c, "car") > 0), ["car"]),
     ("not (speech <= 0.2)", lambda W, c: ~(w(W, c, "speech") <= 0.2), ["speech"]),
     ("siren = 0 and traffic > 0.05", lambda W, c: (w(W, c, "siren") == 0) & (w(W, c, "traffic") > 0.05), ["traffic"]),
-    ("not thunder and not rain and water >= 0.3", lambda W, c: (w(W, c, "thunder") == 0) & (w(W, c, "rain") == 0) & (w(W, c, "water") >= 0.3), ["water"]),
+    (
+        "not thunder and not rain and water >= 0.3",
+        lambda W, c: (w(W, c, "thunder") == 0) & (w(W, c, "rain") == 0) & (w(W, c, "water") >= 0.3),
+        ["water"],
+    ),
     ("Man AND talking", lambda W, c: (w(W, c, "man") > 0) & (w(W, c, "talking") > 0), ["man", "talking"]),
     ("music < 0.1", lambda W, c: w(W, c, "music") < 0.1, []),
 ]
@@ -196,7 +214,9 @@ def hostile(tmp_path_factory):
     names = HOSTILE + [f"concept{j}" for j in range(30 - len(HOSTILE))]
     vocab = Vocabulary(names, C, "test:random")
     db = tmp_path_factory.mktemp("hostile") / "h.duckdb"
-    build_index_from_embeddings([f"r{i}" for i in range(len(Z))], Embeddings(Z.astype(np.float32), "test:random"), vocab, db, l1_penalty=0.05)
+    build_index_from_embeddings(
+        [f"r{i}" for i in range(len(Z))], Embeddings(Z.astype(np.float32), "test:random"), vocab, db, l1_penalty=0.05
+    )
     with ConceptIndex(db) as index:
         W = index.codes(index.ids()).toarray()
         yield index, W, names
@@ -225,7 +245,12 @@ def test_names_with_sql_and_markup_are_matched_as_data(hostile, query, name, hol
 
 @pytest.mark.parametrize(
     "query",
-    ["rain'; DROP TABLE files; --", "\"files; DELETE FROM codes\"", "concept1 > 0 or 1=1", "concept1 > 0; DROP TABLE files"],
+    [
+        "rain'; DROP TABLE files; --",
+        '"files; DELETE FROM codes"',
+        "concept1 > 0 or 1=1",
+        "concept1 > 0; DROP TABLE files",
+    ],
 )
 def test_injection_attempts_are_errors_and_change_nothing(hostile, query):
     index, W, _ = hostile

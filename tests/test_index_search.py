@@ -29,8 +29,16 @@ def space(caption_space, tmp_path_factory):
     W = decomposer.transform(X).toarray()
     index = ConceptIndex(db)
     rows = {index.clip_id(p): i for i, p in enumerate(ids)}
-    yield {"index": index, "X": X.astype(np.float64), "W": W, "rows": rows, "captions": captions, "vocab": vocab,
-           "decomposer": decomposer, "labels": np.array(labels)}
+    yield {
+        "index": index,
+        "X": X.astype(np.float64),
+        "W": W,
+        "rows": rows,
+        "captions": captions,
+        "vocab": vocab,
+        "decomposer": decomposer,
+        "labels": np.array(labels),
+    }
     index.close()
 
 
@@ -60,9 +68,13 @@ def test_dense_text_search_ranks_by_cosine_and_explains_with_shared_concepts(spa
     assert_top_k(result.ids, [h.dense for h in result], dense)
     # the text's code: decomposed over the vocabulary, centred on the vocabulary's mean
     vocab = space["vocab"]
-    text_decomposer = ConceptDecomposer(vocab, l1_penalty=0.15).fit(modality_mean=l2_normalize(vocab.embeddings).mean(axis=0))
+    text_decomposer = ConceptDecomposer(vocab, l1_penalty=0.15).fit(
+        modality_mean=l2_normalize(vocab.embeddings).mean(axis=0)
+    )
     code = text_decomposer.transform(t[None, :]).toarray()[0]
-    assert dict(result.text_concepts) == pytest.approx({vocab.concepts[j]: code[j] for j in np.flatnonzero(code)}, abs=1e-9)
+    assert dict(result.text_concepts) == pytest.approx(
+        {vocab.concepts[j]: code[j] for j in np.flatnonzero(code)}, abs=1e-9
+    )
     for hit in result:
         w = W[rows[hit.clip.id]]
         both = np.flatnonzero((w > 0) & (code > 0))
@@ -83,16 +95,24 @@ def test_concept_text_search_ranks_by_code_cosine(space, minilm):
     text = "heavy rain and thunder"
     result = text_search(index, text, minilm, rank="concepts", limit=10)
     t = minilm.embed_text([text]).vectors[0]
-    text_decomposer = ConceptDecomposer(vocab, l1_penalty=0.15).fit(modality_mean=l2_normalize(vocab.embeddings).mean(axis=0))
+    text_decomposer = ConceptDecomposer(vocab, l1_penalty=0.15).fit(
+        modality_mean=l2_normalize(vocab.embeddings).mean(axis=0)
+    )
     code = text_decomposer.transform(t[None, :]).toarray()[0]
-    scores = {i: float(W[r] @ code / (np.linalg.norm(W[r]) * np.linalg.norm(code))) for i, r in rows.items() if W[r] @ code > 0}
+    scores = {
+        i: float(W[r] @ code / (np.linalg.norm(W[r]) * np.linalg.norm(code)))
+        for i, r in rows.items()
+        if W[r] @ code > 0
+    }
     assert result.total == len(scores)
     assert_top_k(result.ids, [h.concept_score for h in result], scores, atol=1e-9)
     top = [space["captions"][rows[i]].lower() for i in result.ids[:5]]
     assert all("rain" in c or "thunder" in c or "storm" in c for c in top), top
     # paging: the second page continues the first
     page2 = text_search(index, text, minilm, rank="concepts", limit=10, offset=10)
-    assert set(page2.ids).isdisjoint(result.ids) and page2.hits[0].concept_score <= result.hits[-1].concept_score + 1e-12
+    assert (
+        set(page2.ids).isdisjoint(result.ids) and page2.hits[0].concept_score <= result.hits[-1].concept_score + 1e-12
+    )
 
 
 def test_text_search_needs_the_index_model(space):
@@ -109,7 +129,9 @@ def test_text_search_needs_the_index_model(space):
 
 def dog_clip(space) -> int:
     rows, captions = space["rows"], space["captions"]
-    return next(i for i, r in sorted(rows.items()) if "dog" in captions[r].lower() and "rain" not in captions[r].lower())
+    return next(
+        i for i, r in sorted(rows.items()) if "dog" in captions[r].lower() and "rain" not in captions[r].lower()
+    )
 
 
 def test_search_like_with_edits_equals_recomposing_by_hand(space):
@@ -126,7 +148,10 @@ def test_search_like_with_edits_equals_recomposing_by_hand(space):
     cosines = {i: float(X[q] @ z / np.linalg.norm(X[q])) for i, q in rows.items() if i != clip}
     assert result.total == N - 1 and clip not in result.ids
     assert_top_k(result.ids, [s for _, s in result.hits], cosines)
-    assert [(c.concept, c.before, c.after) for c in result.changes] == [("bark", pytest.approx(W[r, bark]), 0.0), ("rain", 0.0, 0.6)]
+    assert [(c.concept, c.before, c.after) for c in result.changes] == [
+        ("bark", pytest.approx(W[r, bark]), 0.0),
+        ("rain", 0.0, 0.6),
+    ]
     assert result.cosine_to_source == pytest.approx(float(X[r] @ z / np.linalg.norm(X[r])), abs=1e-6)
     # the edit moves the neighbourhood towards rain
     captions = space["captions"]
@@ -174,7 +199,13 @@ def check_profile(p, expected, offset=0):
 
 
 def test_profiles_equal_numpy_means(space):
-    index, W, rows, labels, concepts = space["index"], space["W"], space["rows"], space["labels"], space["vocab"].concepts
+    index, W, rows, labels, concepts = (
+        space["index"],
+        space["W"],
+        space["rows"],
+        space["labels"],
+        space["vocab"].concepts,
+    )
     order = np.array([rows[i] for i in sorted(rows)])
     # a label
     p = profile(index, label="dog", limit=15)
@@ -182,7 +213,9 @@ def test_profiles_equal_numpy_means(space):
     check_profile(p, numpy_profile(W, labels == "dog", concepts))
     assert p.rows[0].concept in {"dog", "barking", "bark", "barks", "dogs"}
     # a page further down
-    check_profile(profile(index, label="dog", limit=10, offset=10), numpy_profile(W, labels == "dog", concepts), offset=10)
+    check_profile(
+        profile(index, label="dog", limit=10, offset=10), numpy_profile(W, labels == "dog", concepts), offset=10
+    )
     # chosen ids
     chosen = sorted(rows)[100:160]
     mask = np.zeros(N, bool)

@@ -39,7 +39,9 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 def _row(cells: Sequence[str], header: bool = False) -> str:
     tag = "th" if header else "td"
-    return "<tr>" + "".join(c if c.startswith("<td") or c.startswith("<th") else f"<{tag} {_CELL}>{c}</{tag}>" for c in cells) + "</tr>"
+    return (
+        "<tr>" + "".join(c if c.startswith(("<td", "<th")) else f"<{tag} {_CELL}>{c}</{tag}>" for c in cells) + "</tr>"
+    )
 
 
 def _num(text: str) -> str:
@@ -66,7 +68,13 @@ def concept_bars(items: Sequence[tuple[str, float]], scale: float | None = None,
     return "<br>".join(f"{bar(w, scale, width_px)} {esc(c)} {_fmt(w, 2)}" for c, w in items)
 
 
-def decomposition_html(decomposition: Any, rows: Sequence[int] | None = None, top: int = 8, names: Sequence[str] | None = None, max_rows: int = 20) -> str:
+def decomposition_html(
+    decomposition: Any,
+    rows: Sequence[int] | None = None,
+    top: int = 8,
+    names: Sequence[str] | None = None,
+    max_rows: int = 20,
+) -> str:
     """A Decomposition as one table row per embedding: name, top concepts with bars, nnz, cosine, status.
     `rows`: which rows (default: the first `max_rows`); `names`: a label per row of the decomposition."""
     from audioconcepts.decompose.decomposer import STATUS_NAMES
@@ -132,7 +140,9 @@ def query_result_html(result: Any) -> str:
 
 def text_result_html(result: Any) -> str:
     """A text search result: both scores, clip, label, top concepts, and the shared concepts (the reason)."""
-    header = _row(["dense", "concepts", "id", "clip", "label", "top concepts", "shared concepts (text / clip)"], header=True)
+    header = _row(
+        ["dense", "concepts", "id", "clip", "label", "top concepts", "shared concepts (text / clip)"], header=True
+    )
     body = []
     for h in result.hits:
         shared = "<br>".join(f"{esc(c)} {a:.2f} / {b:.2f}" for c, a, b in h.shared[:6])
@@ -145,7 +155,14 @@ def text_result_html(result: Any) -> str:
 def like_result_html(result: Any) -> str:
     """A by-example result: what changed (before/after), the edited code, then the nearest clips."""
     changes = "".join(
-        _row([esc(c.concept), _num(_fmt(c.before)), _num(_fmt(c.after)), bar(c.after, max([x.after for x in result.changes] + [x.before for x in result.changes]) or 1.0)])
+        _row(
+            [
+                esc(c.concept),
+                _num(_fmt(c.before)),
+                _num(_fmt(c.after)),
+                bar(c.after, max([x.after for x in result.changes] + [x.before for x in result.changes]) or 1.0),
+            ]
+        )
         for c in result.changes
     )
     change_table = (
@@ -166,6 +183,9 @@ def profile_html(profile: Any) -> str:
     """A concept profile: concept, bar of the mean weight, mean, prevalence."""
     scale = max((r.mean for r in profile.rows), default=0.0)
     header = _row(["concept", "mean weight", "", "used by"], header=True)
-    body = [_row([esc(r.concept), bar(r.mean, scale), _num(_fmt(r.mean)), _num(f"{100 * r.prevalence:.0f}%")]) for r in profile.rows]
+    body = [
+        _row([esc(r.concept), bar(r.mean, scale), _num(_fmt(r.mean)), _num(f"{100 * r.prevalence:.0f}%")])
+        for r in profile.rows
+    ]
     title = f"profile of {profile.scope} ({profile.n_clips} clips, {profile.total_concepts} concepts used)"
     return f"<table {_TABLE}>{_caption(title)}{header}{''.join(body)}</table>"

@@ -29,7 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from audioconcepts.index.store import ConceptIndex, IndexMismatchError, arrow_table, concept_list_hash, fixed_size_array, vectors_of
+from audioconcepts.index.store import (
+    ConceptIndex,
+    IndexMismatchError,
+    arrow_table,
+    concept_list_hash,
+    fixed_size_array,
+    vectors_of,
+)
 
 #: files embedded (and written) per batch
 EMBED_BATCH = 64
@@ -231,11 +238,15 @@ def _set_labels(index: ConceptIndex, labels: Mapping[str, str | None]) -> None:
 
     if not labels:
         return
-    table = pa.table({"path": pa.array(list(labels), pa.string()), "label": pa.array(list(labels.values()), pa.string())})
+    table = pa.table(
+        {"path": pa.array(list(labels), pa.string()), "label": pa.array(list(labels.values()), pa.string())}
+    )
     con = index.con
     con.register("_labels", table)
     try:
-        con.execute("UPDATE files SET label = l.label FROM _labels l WHERE files.path = l.path AND files.label IS DISTINCT FROM l.label")
+        con.execute(
+            "UPDATE files SET label = l.label FROM _labels l WHERE files.path = l.path AND files.label IS DISTINCT FROM l.label"
+        )
     finally:
         con.unregister("_labels")
 
@@ -264,7 +275,9 @@ def _ensure_mean(index: ConceptIndex, mean_of: Callable[[np.ndarray], tuple[np.n
     return source
 
 
-def _decompose_pending(index: ConceptIndex, vocabulary: Any, l1_penalty: float, progress: Callable[[int], None] | None) -> int:
+def _decompose_pending(
+    index: ConceptIndex, vocabulary: Any, l1_penalty: float, progress: Callable[[int], None] | None
+) -> int:
     """Decompose every row whose nnz is NULL, DECOMPOSE_BATCH at a time; returns how many."""
     from audioconcepts.decompose import ConceptDecomposer
 
@@ -368,7 +381,15 @@ def build_index(
             return True
         return any(stored == r or stored.startswith(os.path.join(r, "")) for r in roots)
 
-    index = _open_for_writing(db_path, encoder.fingerprint, vocabulary, _vocabulary_name(vocabulary, vocabulary_name), l1_penalty, "audio", rebuild)
+    index = _open_for_writing(
+        db_path,
+        encoder.fingerprint,
+        vocabulary,
+        _vocabulary_name(vocabulary, vocabulary_name),
+        l1_penalty,
+        "audio",
+        rebuild,
+    )
     with index:
         keys: dict[str, str] = {}
         failures: list[tuple[str, str]] = []
@@ -378,7 +399,9 @@ def build_index(
             except OSError as e:
                 failures.append((path, f"cannot read: {e.strerror or e}"))
         new, changed, unchanged, removed = _sync_rows(index, keys, in_scope)
-        old_failures = [p for (p,) in index.con.execute("SELECT path FROM failures").fetchall() if p in keys or in_scope(p)]
+        old_failures = [
+            p for (p,) in index.con.execute("SELECT path FROM failures").fetchall() if p in keys or in_scope(p)
+        ]
         if old_failures:  # this run decides again about every file it can see
             index.con.execute("DELETE FROM failures WHERE list_contains(?, path)", [old_failures])
         todo = new + changed
@@ -409,12 +432,12 @@ def build_index(
         total = len(index)
         centering = ""
         if total:
-            centering = _ensure_mean(
-                index,
-                lambda X: (lambda c: (c.mean, c.source))(
-                    audio_modality_mean(encoder, Embeddings(X, encoder.fingerprint), cache, progress=progress)
-                ),
-            )
+
+            def mean_of(X: np.ndarray) -> tuple[np.ndarray, str]:
+                c = audio_modality_mean(encoder, Embeddings(X, encoder.fingerprint), cache, progress=progress)
+                return c.mean, c.source
+
+            centering = _ensure_mean(index, mean_of)
         decomposed = _decompose_pending(index, vocabulary, l1_penalty, start_task(progress, "decomposing", total))
         return IndexReport(
             added=sum(1 for p in new if p not in failed),
@@ -473,7 +496,15 @@ def build_index_from_embeddings(
     failures = [(ids[i], "not a usable embedding (NaN, inf or all zero)") for i in np.flatnonzero(~finite)]
     hashes = list(content_hashes) if content_hashes is not None else [vector_hash(x) for x in X]
     keys = {ids[i]: hashes[i] for i in np.flatnonzero(finite)}
-    index = _open_for_writing(db_path, embeddings.fingerprint, vocabulary, _vocabulary_name(vocabulary, vocabulary_name), l1_penalty, "embeddings", rebuild)
+    index = _open_for_writing(
+        db_path,
+        embeddings.fingerprint,
+        vocabulary,
+        _vocabulary_name(vocabulary, vocabulary_name),
+        l1_penalty,
+        "embeddings",
+        rebuild,
+    )
     with index:
         new, changed, unchanged, removed = _sync_rows(index, keys, lambda p: remove_missing)
         position = {i: n for n, i in enumerate(ids)}
@@ -502,6 +533,13 @@ def build_index_from_embeddings(
             centering = _ensure_mean(index, mean_of)
         decomposed = _decompose_pending(index, vocabulary, l1_penalty, start_task(progress, "decomposing", total))
         return IndexReport(
-            added=len(new), updated=len(changed), removed=removed, unchanged=unchanged, decomposed=decomposed,
-            embedded=0, failures=failures, centering=centering, total=total,
+            added=len(new),
+            updated=len(changed),
+            removed=removed,
+            unchanged=unchanged,
+            decomposed=decomposed,
+            embedded=0,
+            failures=failures,
+            centering=centering,
+            total=total,
         )

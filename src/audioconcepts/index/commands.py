@@ -41,16 +41,36 @@ def _emit_json(data) -> None:
 
 
 def index_command(
-    paths: list[Path] = typer.Argument(..., help="Audio files, or folders searched recursively for .wav .flac .ogg .mp3 .aif .aiff files."),
-    model: str = typer.Option(..., "--model", "-m", help="A CLAP model: Hugging Face id or local checkpoint directory."),
-    vocab: str = typer.Option("captions-2k", "--vocab", help="A shipped vocabulary name or a text file (one concept per line)."),
+    paths: list[Path] = typer.Argument(
+        ..., help="Audio files, or folders searched recursively for .wav .flac .ogg .mp3 .aif .aiff files."
+    ),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="A CLAP model: Hugging Face id or local checkpoint directory."
+    ),
+    vocab: str = typer.Option(
+        "captions-2k", "--vocab", help="A shipped vocabulary name or a text file (one concept per line)."
+    ),
     db: Path = typer.Option(DEFAULT_DB, "--db", help=_DB_HELP),
-    l1_penalty: float = typer.Option(0.15, "--l1-penalty", "-l", min=1e-6, help="Lambda in SpLiCE units (0.05 ~ 100 concepts, 0.25 ~ 15)."),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Directory of the embedding cache (default: $AUDIOCONCEPTS_CACHE or ~/.cache/audioconcepts)."),
+    l1_penalty: float = typer.Option(
+        0.15, "--l1-penalty", "-l", min=1e-6, help="Lambda in SpLiCE units (0.05 ~ 100 concepts, 0.25 ~ 15)."
+    ),
+    cache_dir: Path | None = typer.Option(
+        None,
+        "--cache-dir",
+        help="Directory of the embedding cache (default: $AUDIOCONCEPTS_CACHE or ~/.cache/audioconcepts).",
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache."),
-    labels_csv: Path | None = typer.Option(None, "--labels", help="CSV with a file column (path/filename/file/id) and a label column (label/category/class/tag)."),
-    folder_labels: bool = typer.Option(False, "--folder-labels", help="Label each file with the name of its parent folder."),
-    rebuild: bool = typer.Option(False, "--rebuild", help="Start the index over (needed to change model, vocabulary or l1_penalty)."),
+    labels_csv: Path | None = typer.Option(
+        None,
+        "--labels",
+        help="CSV with a file column (path/filename/file/id) and a label column (label/category/class/tag).",
+    ),
+    folder_labels: bool = typer.Option(
+        False, "--folder-labels", help="Label each file with the name of its parent folder."
+    ),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Start the index over (needed to change model, vocabulary or l1_penalty)."
+    ),
 ) -> None:
     """Build or update a concept index of audio files: only new or changed files are embedded and
     decomposed; files that vanished are removed. Exit status: 0 done, 1 some files failed (listed,
@@ -81,8 +101,16 @@ def index_command(
                 raise _fail(f"cannot use vocabulary {vocab!r}: {e}") from None
             try:
                 report = build_index(
-                    files, encoder, vocabulary, db, l1_penalty=l1_penalty, cache=cache, labels=labels,
-                    vocabulary_name=vocab, rebuild=rebuild, progress=progress,
+                    files,
+                    encoder,
+                    vocabulary,
+                    db,
+                    l1_penalty=l1_penalty,
+                    cache=cache,
+                    labels=labels,
+                    vocabulary_name=vocab,
+                    rebuild=rebuild,
+                    progress=progress,
                 )
             except IndexMismatchError as e:
                 raise _fail(str(e)) from None
@@ -99,16 +127,28 @@ def index_command(
 
 
 def search_command(
-    query: str | None = typer.Argument(None, help='A concept query (e.g. \'rain > 0.1 and not traffic\'), or with --text free text.'),
+    query: str | None = typer.Argument(
+        None, help="A concept query (e.g. 'rain > 0.1 and not traffic'), or with --text free text."
+    ),
     db: Path = typer.Option(DEFAULT_DB, "--db", help=_DB_HELP),
-    text: bool = typer.Option(False, "--text", help="Treat the query as free text: embed it with --model and rank densely and by concepts."),
+    text: bool = typer.Option(
+        False, "--text", help="Treat the query as free text: embed it with --model and rank densely and by concepts."
+    ),
     like: str | None = typer.Option(None, "--like", help="Search by example: an indexed file (path) or clip id."),
-    plus: list[str] = typer.Option([], "--plus", help="With --like: add a concept ('dog': by the clip's largest weight; 'dog=0.2': set it). Repeatable."),
+    plus: list[str] = typer.Option(
+        [],
+        "--plus",
+        help="With --like: add a concept ('dog': by the clip's largest weight; 'dog=0.2': set it). Repeatable.",
+    ),
     minus: list[str] = typer.Option([], "--minus", help="With --like: remove a concept. Repeatable."),
     limit: int = typer.Option(10, "--limit", "-n", min=0, help="Results per page."),
     offset: int = typer.Option(0, "--offset", min=0, help="Skip this many results (paging)."),
-    model: str | None = typer.Option(None, "--model", "-m", help="With --text: the index's model (Hugging Face id or directory)."),
-    rank: str = typer.Option("dense", "--rank", help="With --text: 'dense' (cosine of embeddings) or 'concepts' (cosine of concept codes)."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="With --text: the index's model (Hugging Face id or directory)."
+    ),
+    rank: str = typer.Option(
+        "dense", "--rank", help="With --text: 'dense' (cosine of embeddings) or 'concepts' (cosine of concept codes)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Directory of the embedding cache."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache."),
@@ -174,33 +214,78 @@ def _print_result(result) -> None:
     from audioconcepts.index.search import LikeResult, TextSearchResult
 
     console = Console()
-    shown = f"{result.offset + 1}-{result.offset + len(result)} of {result.total}" if len(result) else f"none of {result.total}"
+    shown = (
+        f"{result.offset + 1}-{result.offset + len(result)} of {result.total}"
+        if len(result)
+        else f"none of {result.total}"
+    )
     if isinstance(result, QueryResult):
         table = Table(title=Text(f"{result.query}  ({shown})"))
-        for name, justify in (("score", "right"), ("id", "right"), ("file", "left"), ("label", "left"), ("query concepts", "left"), ("top concepts", "left")):
+        for name, justify in (
+            ("score", "right"),
+            ("id", "right"),
+            ("file", "left"),
+            ("label", "left"),
+            ("query concepts", "left"),
+            ("top concepts", "left"),
+        ):
             table.add_column(name, justify=justify, overflow="fold")
         for h in result.hits:
             table.add_row(
-                f"{h.score:.3f}", str(h.clip.id), Text(h.clip.path), Text(h.clip.label or ""),
-                Text(_concepts_text(h.matched, 10)), Text(_concepts_text(h.clip.concepts)),
+                f"{h.score:.3f}",
+                str(h.clip.id),
+                Text(h.clip.path),
+                Text(h.clip.label or ""),
+                Text(_concepts_text(h.matched, 10)),
+                Text(_concepts_text(h.clip.concepts)),
             )
     elif isinstance(result, TextSearchResult):
         console.print(Text(f"the text's concepts: {_concepts_text(result.text_concepts, 8)}"))
         table = Table(title=Text(f"{result.text!r} ranked by {result.rank}  ({shown})"))
-        for name, justify in (("dense", "right"), ("concepts", "right"), ("id", "right"), ("file", "left"), ("label", "left"), ("shared concepts (text/clip)", "left")):
+        for name, justify in (
+            ("dense", "right"),
+            ("concepts", "right"),
+            ("id", "right"),
+            ("file", "left"),
+            ("label", "left"),
+            ("shared concepts (text/clip)", "left"),
+        ):
             table.add_column(name, justify=justify, overflow="fold")
         for h in result.hits:
             shared = ", ".join(f"{c} {a:.2f}/{b:.2f}" for c, a, b in h.shared[:5])
-            table.add_row(f"{h.dense:.3f}", f"{h.concept_score:.3f}", str(h.clip.id), Text(h.clip.path), Text(h.clip.label or ""), Text(shared))
+            table.add_row(
+                f"{h.dense:.3f}",
+                f"{h.concept_score:.3f}",
+                str(h.clip.id),
+                Text(h.clip.path),
+                Text(h.clip.label or ""),
+                Text(shared),
+            )
     elif isinstance(result, LikeResult):
         for c in result.changes:
             console.print(Text(f"{c.concept}: {c.before:.3f} -> {c.after:.3f}"))
-        console.print(Text(f"edited code: {_concepts_text(result.edited, 8)} (cosine to the original: {result.cosine_to_source:.3f})"))
+        console.print(
+            Text(
+                f"edited code: {_concepts_text(result.edited, 8)} (cosine to the original: {result.cosine_to_source:.3f})"
+            )
+        )
         table = Table(title=Text(f"like {result.source.path}  ({shown})"))
-        for name, justify in (("cosine", "right"), ("id", "right"), ("file", "left"), ("label", "left"), ("top concepts", "left")):
+        for name, justify in (
+            ("cosine", "right"),
+            ("id", "right"),
+            ("file", "left"),
+            ("label", "left"),
+            ("top concepts", "left"),
+        ):
             table.add_column(name, justify=justify, overflow="fold")
         for clip, score in result.hits:
-            table.add_row(f"{score:.3f}", str(clip.id), Text(clip.path), Text(clip.label or ""), Text(_concepts_text(clip.concepts)))
+            table.add_row(
+                f"{score:.3f}",
+                str(clip.id),
+                Text(clip.path),
+                Text(clip.label or ""),
+                Text(_concepts_text(clip.concepts)),
+            )
     else:  # pragma: no cover
         raise TypeError(type(result))
     console.print(table)
@@ -227,12 +312,16 @@ def profile_command(
         try:
             if by_label:
                 if folder is not None or label is not None or query is not None or ids:
-                    raise typer.BadParameter("--by-label profiles every label; give no other filter", param_hint="--by-label")
+                    raise typer.BadParameter(
+                        "--by-label profiles every label; give no other filter", param_hint="--by-label"
+                    )
                 profiles = [profile(index, label=name, limit=top, offset=offset) for name, _ in index.labels()]
                 if not profiles:
                     raise _fail("the index has no labels (index with --labels CSV or --folder-labels)")
             else:
-                profiles = [profile(index, folder=folder, label=label, query=query, ids=ids or None, limit=top, offset=offset)]
+                profiles = [
+                    profile(index, folder=folder, label=label, query=query, ids=ids or None, limit=top, offset=offset)
+                ]
         except (QuerySyntaxError, UnknownConceptError, ValueError) as e:
             raise _fail(str(e)) from None
     if as_json:
@@ -251,5 +340,7 @@ def profile_command(
         table.add_column("used by", justify="right")
         scale = max((r.mean for r in p.rows), default=0.0) or 1.0
         for r in p.rows:
-            table.add_row(Text(r.concept), f"{r.mean:.3f}", "█" * max(1, round(20 * r.mean / scale)), f"{100 * r.prevalence:.0f}%")
+            table.add_row(
+                Text(r.concept), f"{r.mean:.3f}", "█" * max(1, round(20 * r.mean / scale)), f"{100 * r.prevalence:.0f}%"
+            )
         console.print(table)

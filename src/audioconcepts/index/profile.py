@@ -52,7 +52,9 @@ class Profile:
             "total_concepts": self.total_concepts,
             "offset": self.offset,
             "limit": self.limit,
-            "concepts": [{"concept": r.concept, "mean": r.mean, "prevalence": r.prevalence, "max": r.max} for r in self.rows],
+            "concepts": [
+                {"concept": r.concept, "mean": r.mean, "prevalence": r.prevalence, "max": r.max} for r in self.rows
+            ],
         }
 
     def _repr_html_(self) -> str:
@@ -101,7 +103,9 @@ def profile(
         [float(n), float(n), *params, int(limit), int(offset)],
     ).fetchall()
     names = index.concepts
-    return Profile(scope, n, [ProfileRow(names[c], float(m), float(p), float(x)) for c, m, p, x in rows], total, offset, limit)
+    return Profile(
+        scope, n, [ProfileRow(names[c], float(m), float(p), float(x)) for c, m, p, x in rows], total, offset, limit
+    )
 
 
 def label_profiles(index: ConceptIndex, *, top: int = 10) -> dict[str, Profile]:

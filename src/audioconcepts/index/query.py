@@ -108,7 +108,9 @@ def tokenize(query: str) -> list[Token]:
         start = m.start(m.lastgroup) if m and m.lastgroup else len(query)
         if not m or m.lastgroup is None:
             if query[pos:].strip():
-                raise QuerySyntaxError("unexpected character", query, pos + len(query[pos:]) - len(query[pos:].lstrip()))
+                raise QuerySyntaxError(
+                    "unexpected character", query, pos + len(query[pos:]) - len(query[pos:].lstrip())
+                )
             tokens.append(Token("end", "", len(query)))
             return tokens
         kind = m.lastgroup
@@ -120,7 +122,9 @@ def tokenize(query: str) -> list[Token]:
             tokens.append(Token(m.group(kind).lower(), m.group(kind), start))
         elif kind == "op":
             if m.group(kind) in ("!", "!="):
-                raise QuerySyntaxError(f"operator {m.group(kind)!r} is not supported: use 'not', or one of > >= < <= =", query, start)
+                raise QuerySyntaxError(
+                    f"operator {m.group(kind)!r} is not supported: use 'not', or one of > >= < <= =", query, start
+                )
             tokens.append(Token("op", m.group(kind), start))
         else:
             tokens.append(Token({"lparen": "(", "rparen": ")"}.get(kind, kind), m.group(kind), start))
@@ -213,7 +217,9 @@ class _Parser:
             raise self.error("the query ends too early: expected a concept or '('")
         if t.kind == "op":
             raise self.error(f"expected a concept before {t.text!r}")
-        raise self.error(f"expected a concept or '(' but got {t.text!r} (quote a concept named like a keyword: \"{t.text}\")")
+        raise self.error(
+            f"expected a concept or '(' but got {t.text!r} (quote a concept named like a keyword: \"{t.text}\")"
+        )
 
 
 def parse_query(query: str) -> Node:
@@ -300,7 +306,11 @@ class QueryHit:
     matched: list[tuple[str, float]]  #: (concept, weight) for every concept named in the query
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.clip.to_dict(), "score": self.score, "matched": [{"concept": c, "weight": w} for c, w in self.matched]}
+        return {
+            **self.clip.to_dict(),
+            "score": self.score,
+            "matched": [{"concept": c, "weight": w} for c, w in self.matched],
+        }
 
 
 @dataclass(frozen=True)
@@ -372,4 +382,6 @@ def concept_query(
 def all_matching_ids(index: ConceptIndex, query: str) -> list[int]:
     """Every clip id matching the query (ordered by id), e.g. to profile a search result."""
     compiled = compile_query(index, parse_query(query))
-    return [r[0] for r in index.con.execute(f"SELECT f.id {compiled.sql_from} ORDER BY f.id", compiled.params).fetchall()]
+    return [
+        r[0] for r in index.con.execute(f"SELECT f.id {compiled.sql_from} ORDER BY f.id", compiled.params).fetchall()
+    ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -97,14 +97,18 @@ def text_code(index: ConceptIndex, vector: np.ndarray, text_centering: str = "vo
         decomposer = getattr(index, "_text_decomposer", None)
         if decomposer is None:
             base = index.decomposer()
-            decomposer = ConceptDecomposer(base.vocabulary, l1_penalty=index.l1_penalty).fit(modality_mean=base.concept_mean_)
+            decomposer = ConceptDecomposer(base.vocabulary, l1_penalty=index.l1_penalty).fit(
+                modality_mean=base.concept_mean_
+            )
             index._text_decomposer = decomposer
     else:
         raise ValueError(f"text_centering must be 'vocabulary' or 'index'; got {text_centering!r}")
     return decomposer.transform(np.asarray(vector, dtype=np.float64).reshape(1, -1)).tocsr()
 
 
-def concept_cosines(index: ConceptIndex, code: sp.csr_matrix, *, limit: int, offset: int, ids: Sequence[int] | None = None):
+def concept_cosines(
+    index: ConceptIndex, code: sp.csr_matrix, *, limit: int, offset: int, ids: Sequence[int] | None = None
+):
     """(total, [(id, cosine between `code` and the clip's code)]) best first, ties by id; only clips
     sharing at least one concept with `code` are counted. With `ids`, only those clips (no paging)."""
     code = code.tocsr()
@@ -143,7 +147,9 @@ def dense_cosines(index: ConceptIndex, vector: np.ndarray, ids: Sequence[int]) -
     return {int(i): float(s) for i, s in rows}
 
 
-def shared_concepts(index: ConceptIndex, code: sp.csr_matrix, ids: Sequence[int]) -> dict[int, list[tuple[str, float, float]]]:
+def shared_concepts(
+    index: ConceptIndex, code: sp.csr_matrix, ids: Sequence[int]
+) -> dict[int, list[tuple[str, float, float]]]:
     """For each clip, the concepts it shares with `code`: (concept, code weight, clip weight), by product."""
     code = code.tocsr()
     mine = dict(zip(code.indices.tolist(), code.data.astype(np.float64).tolist()))
@@ -291,7 +297,9 @@ def parse_edits(plus: Sequence[str], minus: Sequence[str], code: Mapping[str, fl
     return edits
 
 
-def apply_edits(index: ConceptIndex, row: sp.csr_matrix, edits: Mapping[str, float]) -> tuple[sp.csr_matrix, list[Change]]:
+def apply_edits(
+    index: ConceptIndex, row: sp.csr_matrix, edits: Mapping[str, float]
+) -> tuple[sp.csr_matrix, list[Change]]:
     """The (1, k) code with each named concept set to its new weight (names resolved like queries)."""
     dense = np.asarray(row.todense(), dtype=np.float64).reshape(-1)
     changes: list[Change] = []

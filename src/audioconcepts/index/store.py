@@ -99,7 +99,6 @@ class Clip:
             "concepts": [{"concept": c, "weight": w} for c, w in self.concepts],
         }
 
-
     def _repr_html_(self) -> str:
         from audioconcepts.display import explanation_html
 
@@ -127,7 +126,11 @@ class Page:
     def _repr_html_(self) -> str:
         from audioconcepts.display import clips_html, esc
 
-        note = f"<p>{self.offset + 1}&ndash;{self.offset + len(self.items)} of {self.total}</p>" if self.items else f"<p>none of {self.total}</p>"
+        note = (
+            f"<p>{self.offset + 1}&ndash;{self.offset + len(self.items)} of {self.total}</p>"
+            if self.items
+            else f"<p>none of {self.total}</p>"
+        )
         if all(isinstance(c, Clip) for c in self.items):
             return clips_html(self.items, note=note)
         return "<p>" + "<br>".join(esc(item) for item in self.items) + "</p>" + note
@@ -260,12 +263,17 @@ class ConceptIndex:
             if statement.strip():
                 self.con.execute(statement)
         self.con.executemany(
-            "INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in {**meta, "schema_version": SCHEMA_VERSION, "dim": d}.items()]
+            "INSERT INTO meta VALUES (?, ?)",
+            [(k, json.dumps(v)) for k, v in {**meta, "schema_version": SCHEMA_VERSION, "dim": d}.items()],
         )
         import pyarrow as pa
 
         table = pa.table(
-            {"id": pa.array(range(len(concepts)), pa.int32()), "name": pa.array(list(concepts)), "embedding": fixed_size_array(concept_embeddings)}
+            {
+                "id": pa.array(range(len(concepts)), pa.int32()),
+                "name": pa.array(list(concepts)),
+                "embedding": fixed_size_array(concept_embeddings),
+            }
         )
         self.con.register("_new_concepts", table)
         self.con.execute("INSERT INTO concepts SELECT * FROM _new_concepts")
@@ -391,7 +399,8 @@ class ConceptIndex:
         where, params = _scope_sql(folder, label, None)
         total = int(self.con.execute(f"SELECT count(*) FROM files f WHERE {where}", params).fetchall()[0][0])
         rows = self.con.execute(
-            f"SELECT id FROM files f WHERE {where} ORDER BY path, id LIMIT ? OFFSET ?", [*params, int(limit), int(offset)]
+            f"SELECT id FROM files f WHERE {where} ORDER BY path, id LIMIT ? OFFSET ?",
+            [*params, int(limit), int(offset)],
         ).fetchall()
         return Page(self.get_clips([r[0] for r in rows], top=top), total, offset, limit)
 
@@ -426,7 +435,11 @@ class ConceptIndex:
         """Each clip's largest weights as (concept, weight), largest first (ties by concept id)."""
         if not ids:
             return {}
-        limit = "" if top is None else "QUALIFY row_number() OVER (PARTITION BY file_id ORDER BY weight DESC, concept_id) <= ?"
+        limit = (
+            ""
+            if top is None
+            else "QUALIFY row_number() OVER (PARTITION BY file_id ORDER BY weight DESC, concept_id) <= ?"
+        )
         params: list[Any] = [list(map(int, ids))] + ([] if top is None else [int(top)])
         rows = self.con.execute(
             f"SELECT file_id, concept_id, weight FROM codes WHERE file_id IN (SELECT unnest(?::INTEGER[])) {limit} "
@@ -448,12 +461,17 @@ class ConceptIndex:
         ).fetchnumpy()
         position = {i: p for p, i in enumerate(ids)}
         r = np.fromiter((position[i] for i in rows["file_id"]), dtype=np.int64, count=len(rows["file_id"]))
-        return sp.csr_matrix((np.asarray(rows["weight"], np.float64), (r, np.asarray(rows["concept_id"], np.int64))), shape=(len(ids), len(self.concepts)))
+        return sp.csr_matrix(
+            (np.asarray(rows["weight"], np.float64), (r, np.asarray(rows["concept_id"], np.int64))),
+            shape=(len(ids), len(self.concepts)),
+        )
 
     def embeddings(self, ids: Sequence[int]) -> np.ndarray:
         """The dense embeddings (len(ids), d) of these clips, rows in the order of `ids`."""
         ids = [int(i) for i in ids]
-        table = arrow_table(self.con, "SELECT id, embedding FROM files WHERE id IN (SELECT unnest(?::INTEGER[]))", [ids])
+        table = arrow_table(
+            self.con, "SELECT id, embedding FROM files WHERE id IN (SELECT unnest(?::INTEGER[]))", [ids]
+        )
         vectors = vectors_of(table.column("embedding"), self.dim)
         position = {i: p for p, i in enumerate(table.column("id").to_pylist())}
         missing = [i for i in ids if i not in position]
@@ -468,15 +486,21 @@ class ConceptIndex:
 
     def labels(self) -> list[tuple[str, int]]:
         """The labels in the index and how many clips carry each."""
-        return [tuple(r) for r in self.con.execute(
-            "SELECT label, count(*) FROM files WHERE label IS NOT NULL GROUP BY label ORDER BY label"
-        ).fetchall()]
+        return [
+            tuple(r)
+            for r in self.con.execute(
+                "SELECT label, count(*) FROM files WHERE label IS NOT NULL GROUP BY label ORDER BY label"
+            ).fetchall()
+        ]
 
     def folders(self) -> list[tuple[str, int]]:
         """The folders that directly hold indexed files, and how many each holds."""
-        return [tuple(r) for r in self.con.execute(
-            "SELECT folder, count(*) FROM files WHERE folder IS NOT NULL GROUP BY folder ORDER BY folder"
-        ).fetchall()]
+        return [
+            tuple(r)
+            for r in self.con.execute(
+                "SELECT folder, count(*) FROM files WHERE folder IS NOT NULL GROUP BY folder ORDER BY folder"
+            ).fetchall()
+        ]
 
     def failures(self) -> list[tuple[str, str]]:
         """Files the last indexing run could not index, with the reason."""
@@ -497,7 +521,9 @@ class ConceptIndex:
         _check_page(offset, limit)
         v = np.asarray(vector, dtype=np.float64).reshape(-1)
         if v.shape != (self.dim,) or not np.isfinite(v).all() or not v.any():
-            raise ValueError(f"the query vector must be a finite, non-zero vector of length {self.dim}; got shape {v.shape}")
+            raise ValueError(
+                f"the query vector must be a finite, non-zero vector of length {self.dim}; got shape {v.shape}"
+            )
         exclude = [int(i) for i in exclude]
         where, params = _scope_sql(None, None, scope_ids)
         sql_from = f"FROM files f WHERE {where} AND NOT list_contains(?::INTEGER[], f.id)"
