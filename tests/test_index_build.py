@@ -10,12 +10,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audioconcepts import ConceptDecomposer, Vocabulary
+from audioconcepts import ConceptDecomposer, Embeddings, Vocabulary
 from audioconcepts.decompose.preprocess import l2_normalize
 from audioconcepts.encoders import load_encoder
 from audioconcepts.encoders.cache import EmbeddingCache
 from audioconcepts.encoders.cached import embed_files
-from audioconcepts.index import ConceptIndex, IndexBusyError, IndexMismatchError, build_index, read_labels_csv
+from audioconcepts.index import (
+    ConceptIndex,
+    IndexBusyError,
+    IndexMismatchError,
+    build_index,
+    build_index_from_embeddings,
+    read_labels_csv,
+)
 from audioconcepts.index.profile import profile
 
 FIXTURES = Path(__file__).parent / "fixtures" / "esc10"
@@ -300,3 +307,41 @@ def test_an_interrupted_run_is_finished_by_the_next_one(tiny, cache, reference_m
     with ConceptIndex(db) as index:
         np.testing.assert_allclose(index.codes(ids).toarray(), expected, atol=1e-12)
         assert all(c.nnz is not None for c in index.clips())
+
+
+def test_precomputed_embeddings_update_by_id_and_vector(caption_space, tmp_path):
+    X = caption_space.embeddings.vectors[:60].copy()
+    vocab = caption_space.vocabulary
+    fp = vocab.fingerprint
+    ids = [f"clip-{i}" for i in range(60)]
+    db = tmp_path / "p.duckdb"
+    first = build_index_from_embeddings(ids, Embeddings(X, fp), vocab, db, labels=["a"] * 60)
+    assert (first.added, first.decomposed, first.total) == (60, 60, 60)
+    with ConceptIndex(db) as index:
+        before = {p: i for i, p in index.con.execute("SELECT id, path FROM files").fetchall()}
+        mean = index.modality_mean
+    np.testing.assert_allclose(mean, l2_normalize(X).mean(axis=0), atol=1e-6)
+
+    X2 = X.copy()
+    X2[3] = caption_space.embeddings.vectors[100]  # a changed vector
+    ids2 = ids[:59] + ["clip-new"]  # clip-59 dropped, one added
+    X2[59] = caption_space.embeddings.vectors[101]
+    report = build_index_from_embeddings(ids2, Embeddings(X2, fp), vocab, db, labels=["b"] * 60)
+    assert (report.added, report.updated, report.removed, report.unchanged, report.decomposed) == (1, 1, 1, 58, 2)
+    with ConceptIndex(db) as index:
+        after = {p: i for i, p in index.con.execute("SELECT id, path FROM files").fetchall()}
+        assert set(after) == set(ids2) and all(after[p] == before[p] for p in ids2[:59])
+        np.testing.assert_array_equal(index.modality_mean, mean)
+        order = [after[p] for p in ids2]
+        expected = ConceptDecomposer(vocab, l1_penalty=0.15).fit(modality_mean=mean).transform(X2).toarray()
+        np.testing.assert_allclose(index.codes(order).toarray(), expected, atol=1e-9)
+        assert index.labels() == [("b", 60)]
+
+    kept = build_index_from_embeddings(ids2[:10], Embeddings(X2[:10], fp), vocab, db, remove_missing=False)
+    assert kept.removed == 0 and kept.total == 60
+    bad = X2[:2].copy()
+    bad[1] = np.nan
+    report = build_index_from_embeddings(["x", "y"], Embeddings(bad, fp), vocab, db, remove_missing=False)
+    assert report.added == 1 and [p for p, _ in report.failures] == ["y"]
+    with pytest.raises(ValueError, match="same model"):
+        build_index_from_embeddings(["z"], Embeddings(X[:1], "another"), vocab, db)
