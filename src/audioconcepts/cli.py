@@ -133,6 +133,22 @@ def embed(
     _exit_for(failures)
 
 
+def _register_commands() -> None:
+    """Commands whose code lives beside what they drive (their modules import only typer at load time)."""
+    from audioconcepts.explore.commands import serve_command
+    from audioconcepts.index.commands import index_command, profile_command, search_command
+    from audioconcepts.jobs.commands import decompose_command
+
+    app.command("decompose")(decompose_command)
+    app.command("index")(index_command)
+    app.command("search")(search_command)
+    app.command("profile")(profile_command)
+    app.command("serve")(serve_command)
+
+
+_register_commands()
+
+
 vocab_app = typer.Typer(help="List, inspect, build and compare concept vocabularies.", no_args_is_help=True)
 app.add_typer(vocab_app, name="vocab")
 
