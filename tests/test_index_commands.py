@@ -76,9 +76,14 @@ def test_search_json_equals_the_python_api(built):
         expected = concept_query(index, "rain or bird or water", limit=3)
         assert [h["id"] for h in data["hits"]] == expected.ids
         assert data["total"] == expected.total
-        clip = expected.hits[0].clip
+        best = expected.hits[0]
+    narrowed = runner.invoke(app, ["search", "rain or bird or water", "--db", db, "--json", "--label", "rain"])
+    with ConceptIndex(db) as index:
+        expected = concept_query(index, "rain or bird or water", label="rain")
+    assert [h["id"] for h in json.loads(narrowed.stdout)["hits"]] == expected.ids
+    assert all(h["label"] == "rain" for h in json.loads(narrowed.stdout)["hits"])
     table = runner.invoke(app, ["search", "rain or bird or water", "--db", db], env={"COLUMNS": "250"})
-    assert table.exit_code == 0 and Path(clip.path).name in table.stdout
+    assert table.exit_code == 0 and f"{best.score:.3f}" in table.stdout and f"of {expected.total}" in table.stdout
 
 
 def test_search_like_with_plus_and_minus(built):
@@ -122,7 +127,7 @@ def test_profile_command_json_and_by_label(built):
     by_label = runner.invoke(app, ["profile", "--db", db, "--by-label", "--json"])
     assert by_label.exit_code == 0 and len(json.loads(by_label.stdout)) == 4
     folder = runner.invoke(app, ["profile", "--db", db, "--folder", str(built["sounds"])], env={"COLUMNS": "200"})
-    assert folder.exit_code == 0 and "4 clips" in folder.stdout
+    assert folder.exit_code == 0 and "4 clips" in " ".join(folder.stdout.split())  # the title may wrap
 
 
 @pytest.mark.parametrize(

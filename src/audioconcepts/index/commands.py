@@ -149,6 +149,8 @@ def search_command(
     rank: str = typer.Option(
         "dense", "--rank", help="With --text: 'dense' (cosine of embeddings) or 'concepts' (cosine of concept codes)."
     ),
+    label: str | None = typer.Option(None, "--label", help="Concept queries: only clips with this label."),
+    folder: Path | None = typer.Option(None, "--folder", help="Concept queries: only clips under this folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Directory of the embedding cache."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the embedding cache."),
@@ -164,6 +166,8 @@ def search_command(
         raise typer.BadParameter("--like searches by example: give no query and no --text with it", param_hint="--like")
     if like is None and (plus or minus):
         raise typer.BadParameter("--plus and --minus edit the example of --like", param_hint="--plus")
+    if (label is not None or folder is not None) and (like is not None or text):
+        raise typer.BadParameter("--label and --folder narrow concept queries only", param_hint="--label")
     if like is None and not query:
         raise typer.BadParameter("give a concept query, --text with a text, or --like FILE", param_hint="QUERY")
     with _open_index(db) as index:
@@ -179,7 +183,7 @@ def search_command(
             elif text:
                 result = _text_search(index, query, model, rank, limit, offset, cache_dir, no_cache)
             else:
-                result = concept_query(index, query, limit=limit, offset=offset)
+                result = concept_query(index, query, limit=limit, offset=offset, label=label, folder=folder)
         except (QuerySyntaxError, UnknownConceptError, UnknownClipError, IndexMismatchError, ValueError) as e:
             raise _fail(str(e)) from None
         if as_json:
