@@ -113,6 +113,7 @@ function setMode(mode) {
   $("rank").hidden = mode !== "text";
   $("q").placeholder = mode === "text" ? "e.g. a dog barks while rain falls" : "e.g. rain > 0.1 and not traffic";
   $("q").disabled = mode === "browse";
+  $("help").hidden = mode === "text";
   updateTextNote();
 }
 
@@ -305,7 +306,7 @@ function profileChart(profile) {
     return node;
   };
   const rows = profile.concepts;
-  const labelWidth = 170, barWidth = 380, rowHeight = 22, valueWidth = 120;
+  const labelWidth = 170, barWidth = 380, rowHeight = 22, valueWidth = 190;
   const width = labelWidth + barWidth + valueWidth, height = rows.length * rowHeight + 8;
   const svg = svgEl("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `concept profile of ${profile.scope}` });
   const top = Math.max(1e-9, ...rows.map((r) => r.mean));
@@ -397,7 +398,8 @@ async function init() {
   try {
     state.info = await api("/api/info");
     const i = state.info;
-    $("info").textContent = `${plural(i.clips, "clip")} · ${plural(i.concepts, "concept")} (${i.vocabulary || "vocabulary"}) · ` +
+    const vocabulary = i.vocabulary && !/^\d+ concepts$/.test(i.vocabulary) ? ` (${i.vocabulary})` : "";
+    $("info").textContent = `${plural(i.clips, "clip")} · ${plural(i.concepts, "concept")}${vocabulary} · ` +
       `λ ${i.l1_penalty} · ${i.model}`;
     state.limit = Math.min(20, i.max_limit);
     updateTextNote();
