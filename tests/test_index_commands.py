@@ -79,8 +79,8 @@ def test_search_json_equals_the_python_api(built):
         best = expected.hits[0]
     narrowed = runner.invoke(app, ["search", "rain or bird or water", "--db", db, "--json", "--label", "rain"])
     with ConceptIndex(db) as index:
-        expected = concept_query(index, "rain or bird or water", label="rain")
-    assert [h["id"] for h in json.loads(narrowed.stdout)["hits"]] == expected.ids
+        in_label = concept_query(index, "rain or bird or water", label="rain")
+    assert [h["id"] for h in json.loads(narrowed.stdout)["hits"]] == in_label.ids
     assert all(h["label"] == "rain" for h in json.loads(narrowed.stdout)["hits"])
     table = runner.invoke(app, ["search", "rain or bird or water", "--db", db], env={"COLUMNS": "250"})
     assert table.exit_code == 0 and f"{best.score:.3f}" in table.stdout and f"of {expected.total}" in table.stdout
