@@ -120,14 +120,25 @@ def relevant_ranks(similarity: np.ndarray, relevant: Sequence[Sequence[int]], bl
     if S.ndim != 2 or len(relevant) != S.shape[0]:
         raise ValueError(f"similarity must be (n_queries, n_items) with one relevant list per query; got {S.shape}, {len(relevant)}")
     ranks = []
+    n_items = S.shape[1]
+    items = np.arange(n_items)
     for lo in range(0, S.shape[0], block):
         Sb = S[lo : lo + block]
-        order = np.argsort(-Sb, axis=1, kind="stable")
-        pos = np.empty_like(order)
-        np.put_along_axis(pos, order, np.arange(S.shape[1])[None, :].repeat(len(Sb), 0), axis=1)
-        for q in range(len(Sb)):
-            rel = np.asarray(relevant[lo + q], dtype=int)
-            ranks.append(np.sort(pos[q, rel] + 1))
+        rel = [np.asarray(relevant[q], dtype=int) for q in range(lo, lo + len(Sb))]
+        width = max((r.size for r in rel), default=0)
+        if width == 0:
+            ranks += [np.zeros(0, int) for _ in rel]
+            continue
+        # pad each query's relevant list to `width` by repeating its first item (ignored below)
+        idx = np.array([np.r_[r, np.full(width - r.size, r[0] if r.size else 0)] for r in rel])
+        score = np.take_along_axis(Sb, idx, axis=1)  # (b, width)
+        step = max(1, (1 << 24) // (n_items * width))  # bound the (b, width, n) temporaries
+        for s0 in range(0, len(Sb), step):
+            Ss, sc, ix = Sb[s0 : s0 + step, None, :], score[s0 : s0 + step, :, None], idx[s0 : s0 + step, :, None]
+            before = (Ss > sc) | ((Ss == sc) & (items[None, None, :] < ix))
+            r_all = before.sum(axis=2) + 1
+            for q in range(len(r_all)):
+                ranks.append(np.sort(r_all[q, : rel[s0 + q].size]))
     return RetrievalRanks(ranks)
 
 
