@@ -40,14 +40,22 @@ def plot_lambda_sweep(sweeps: Mapping[str, object], path: str | Path, metric_nam
             axes[0].axhline(dense[name], color=color, ls="--", lw=1)
         axes[1].plot(df["lambda"], df["mean_nnz"], "o-", color=color, label=name)
         axes[2].plot(df["lambda"], df["mean_cosine"], "o-", color=color, label=name)
+    lambdas = sorted({float(x) for df in sweeps.values() for x in df["lambda"]})
     for ax, title in zip(axes, (f"{metric_name} (dashed: dense)", "mean non-zero concepts", "mean cosine(recomposed, original)")):
-        ax.set_xscale("log")
-        ax.set_xlabel("lambda")
+        _lambda_axis(ax, lambdas)
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[1].set_yscale("log")
     axes[0].legend(fontsize=8)
     return _save(fig, path)
+
+
+def _lambda_axis(ax, lambdas: Sequence[float]) -> None:
+    """Log-scaled lambda axis labelled at the lambdas actually swept."""
+    ax.set_xscale("log")
+    ax.set_xticks(lambdas, [f"{x:g}" for x in lambdas])
+    ax.minorticks_off()
+    ax.set_xlabel("lambda")
 
 
 def plot_metric_vs_nnz(sweeps: Mapping[str, object], path: str | Path, metric_name: str = "metric", dense: Mapping[str, float] | None = None) -> Path:

@@ -288,7 +288,7 @@ def _reproduce(data_root, embeddings, model, out_dir, encoder, settings, cache, 
                 recipes[str(r)] = _vocabulary(r, encoder, cache, fingerprint)
             except Exception as e:  # noqa: BLE001
                 skipped.append((f"vocabulary {r}", str(e)))
-    vocab_name = s.vocab if isinstance(s.vocab, str) else "given vocabulary"
+    vocab_name = str(s.vocab) if not hasattr(s.vocab, "concepts") else "given vocabulary"
     vocabularies = {f"{vocab_name} ({len(vocab)})": vocab}
     for name, v in vocabulary_subsets(vocab, [n for n in s.vocab_sizes if n < len(vocab)]).items():
         vocabularies[name] = v
@@ -366,9 +366,9 @@ def _reproduce(data_root, embeddings, model, out_dir, encoder, settings, cache, 
             if name == "clotho" or not table4:
                 hit = next((i for i, caps in enumerate(ds.captions) if any(c.strip().rstrip(".").lower() == P.TABLE_IV_CAPTION.lower() for c in caps)), None)
                 if hit is not None:
-                    for vname, v in [("baseline", vocab), *recipes.items()]:
+                    for vname, v in [(vocab_name, vocab), *recipes.items()]:
                         dv = ConceptDecomposer(v, l1_penalty=s.l1_penalty).fit(Z).decompose(Z[hit : hit + 1], certify=False)
-                        table4.append((title, ds.ids[hit], vname, dv.explain(0, 3), float(dv.cosine[0])))
+                        table4.append((title, ds.ids[hit], vname, dv.explain(0, 3), float(dv.cosine[0]), v is vocab))
         else:
             labels = ds.labels
             try:
@@ -519,8 +519,11 @@ def _markdown(s, fingerprint, vocab_name, vocab_size, model, notes, table1, tabl
     L += ["## Table IV — one Clotho clip, top 3 concepts", ""]
     if table4:
         L += [f'Clip captioned "{P.TABLE_IV_CAPTION}".', "", "| dataset | clip | vocabulary | top 3 (ours) | cosine (ours) | paper top 3 | paper cosine |", "|---|---|---|---|---|---|---|"]
-        for title, clip, vname, top, cos in table4:
-            paper = P.TABLE_IV.get(vname)
+        for title, clip, vname, top, cos, main in table4:
+            # the main vocabulary stands for the paper's baseline; recipes by the recipe in their name
+            key = "baseline" if main else next((r for r in ("baseline", "pruned", "clustered") if r in str(vname).lower()), None)
+            paper = P.TABLE_IV.get(key) if key else None
+            vname = f"{vname} (paper: {key})" if key else vname
             ptop = ", ".join(f"{c} {w:.3f}" for c, w in paper["top"]) if paper else "—"
             L.append(f"| {title} | {clip} | {vname} | {', '.join(f'{c} {w:.3f}' for c, w in top)} | {cos:.3f} | {ptop} | {_fmt(paper['cosine']) if paper else '—'} |")
         L.append("")
