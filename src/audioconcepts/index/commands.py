@@ -157,8 +157,9 @@ def search_command(
 ) -> None:
     """Search the index by concepts (the default), by text (--text) or by example with edits (--like).
 
-    Query language: conditions `concept [op number]` (op: > >= < <= =; a bare concept means > 0)
-    combined with and / or / not and parentheses; quote concepts of several words ("church bell")."""
+    Query language: conditions like `rain > 0.1` (operators > >= < <= =; a bare concept means > 0)
+    combined with and / or / not and parentheses; quote concepts of several words ("church bell").
+    Matches are ranked by the summed weights of the concepts the query asks for."""
     from audioconcepts.index.query import QuerySyntaxError, concept_query
     from audioconcepts.index.store import IndexMismatchError, UnknownClipError, UnknownConceptError
 
