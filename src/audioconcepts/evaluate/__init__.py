@@ -13,6 +13,24 @@ from audioconcepts.evaluate.metrics import (
     retrieval_metrics,
     retrieval_ranks,
 )
+from audioconcepts.evaluate.datasets import (
+    AudioDataset,
+    EmbeddedDataset,
+    load_audiocaps,
+    load_audioset,
+    load_clotho,
+    load_dcase2017_task4,
+    load_embedded,
+    load_esc50,
+    load_tut2017,
+    load_urbansound8k,
+    load_vocalsound,
+)
+from audioconcepts.evaluate.profiles import class_profiles, top_concepts
+from audioconcepts.evaluate.report import ReportSettings, reproduce
+from audioconcepts.evaluate.retrieval import dense_and_concept_retrieval, evaluate_retrieval
+from audioconcepts.evaluate.sweeps import lambda_sweep, vocabulary_sweep
+from audioconcepts.evaluate.zeroshot import class_prompts, zero_shot, zero_shot_variants
 from audioconcepts.evaluate.finetune import Projector, fit_projector
 from audioconcepts.evaluate.similarity import (
     NNGSSpectrum,
@@ -26,6 +44,31 @@ from audioconcepts.evaluate.similarity import (
 )
 
 __all__ = [
+    # datasets
+    "AudioDataset",
+    "EmbeddedDataset",
+    "load_audiocaps",
+    "load_audioset",
+    "load_clotho",
+    "load_dcase2017_task4",
+    "load_embedded",
+    "load_esc50",
+    "load_tut2017",
+    "load_urbansound8k",
+    "load_vocalsound",
+    # zero-shot, retrieval, sweeps, profiles, the report
+    "class_prompts",
+    "zero_shot",
+    "zero_shot_variants",
+    "evaluate_retrieval",
+    "dense_and_concept_retrieval",
+    "lambda_sweep",
+    "vocabulary_sweep",
+    "class_profiles",
+    "top_concepts",
+    "ReportSettings",
+    "reproduce",
+    # metrics
     "Interval",
     "accuracy",
     "average_precision",
