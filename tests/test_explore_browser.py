@@ -197,6 +197,11 @@ def test_audio_players_point_at_the_clip_endpoint_and_markup_stays_text(browser,
     assert "expected a number" in page.inner_text("#error") and page.evaluate("window.__xss") is None
     assert len(problems) == 1 and problems.pop().startswith(f"HTTP 400 {server.url}/api/search/concepts?")
 
+    # without a model, the text search box says why it is off
+    page.select_option("#mode", "text")
+    note = page.inner_text("#text-note")
+    assert "Text search is off" in note and "--model" in note
+
     # profile of the label that is a <script> tag, as an SVG bar chart
     page.click("#tab-profiles")
     page.wait_for_function("() => document.querySelectorAll('#profile-name option').length > 0")

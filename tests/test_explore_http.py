@@ -697,3 +697,46 @@ def test_serve_command_indexes_a_folder_then_serves_it(serve_cli, clap_dir, tmp_
     assert r.exit_code == 0, r.output
     (index_path, host, port), kw = calls[1]
     assert Path(index_path) == db and kw["encoder"] is None and kw["model"] is None
+
+
+# ----------------------------------------------------------------- the real server (uvicorn in a thread)
+def test_the_real_server_answers_concurrent_requests_on_loopback(audio_db, big_db, big_ref):
+    import urllib.error
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from audioconcepts.explore import ServerThread
+
+    with pytest.raises(UnsafeHostError):
+        ServerThread(create_app, host="0.0.0.0")
+    ids, paths, *_ = big_ref
+    order = [i for _, i in sorted(zip(paths, ids))]
+    app = create_app(big_db)
+    with ServerThread(app) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+
+        def page(offset: int) -> list[int]:
+            with urllib.request.urlopen(f"{server.url}/api/clips?offset={offset}&limit=25&top=2", timeout=60) as r:
+                assert r.headers["content-security-policy"]
+                return [c["id"] for c in json.load(r)["items"]]
+
+        offsets = list(range(0, 14_625, 625))
+        with ThreadPoolExecutor(8) as pool:  # the handlers share one DuckDB connection behind a lock
+            pages = list(pool.map(page, offsets))
+        assert pages == [order[o : o + 25] for o in offsets]
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"{server.url}/api/audio/..%2F..%2Fetc%2Fpasswd", timeout=60)
+        assert e.value.code == 404
+    app.state.explorer.close()
+
+
+def test_the_command_module_stays_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, audioconcepts.explore.commands as c; "
+        "heavy = [m for m in ('starlette', 'uvicorn', 'numpy', 'duckdb', 'torch') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ}).stdout
+    assert out.strip() == "[]"
