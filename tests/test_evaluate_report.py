@@ -75,3 +75,42 @@ def test_reproduce_command_errors(app, tmp_path):
     assert r.exit_code == 2 and "no dataset found" in r.output and "esc50.csv" in r.output
     r = CliRunner().invoke(app, ["reproduce", "--embeddings", str(tmp_path / "nope"), "--model", "", "--no-cache"])
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_reproduce_from_audio_in_the_published_layout(tmp_path, clap_dir):
+    """data_root path: ESC-50 layout with real ESC-10 clips, embedded by a tiny random CLAP checkpoint
+    loaded like a real one; vocabulary from a text file embedded with the same model."""
+    import csv
+    import shutil
+    from pathlib import Path
+
+    from audioconcepts.encoders import load_encoder
+    from audioconcepts.encoders.cache import EmbeddingCache
+    from audioconcepts.evaluate.report import ReportSettings, reproduce
+
+    fixtures = Path(__file__).parent / "fixtures" / "esc10"
+    root = tmp_path / "data"
+    (root / "esc50" / "meta").mkdir(parents=True)
+    shutil.copy(fixtures / "meta.csv", root / "esc50" / "meta" / "esc50.csv")
+    (root / "esc50" / "audio").mkdir()
+    with (fixtures / "meta.csv").open(newline="") as f:
+        names = [r["filename"] for r in csv.DictReader(f)]
+    for n in names:
+        shutil.copy(fixtures / n, root / "esc50" / "audio" / n)
+    words = tmp_path / "concepts.txt"
+    words.write_text("\n".join(["rain", "dog", "engine", "bird", "water", "fire", "baby", "clock", "saw", "wind", "sea", "crowd", "bell", "car", "voice", "music"]))
+    settings = ReportSettings(
+        l1_penalty=0.05, lambdas=(0.05, 0.2), n_resamples=20, vocab=str(words), vocab_sizes=(8,), recipes=(),
+        finetune=False, similarity_ks=(1, 3),
+    )  # fmt: skip
+    encoder = load_encoder(str(clap_dir))
+    with EmbeddingCache(tmp_path / "cache.sqlite") as cache:
+        report = reproduce(data_root=root, encoder=encoder, out_dir=tmp_path / "out", settings=settings, cache=cache)
+    esc = report.results["datasets"]["esc50"]
+    assert esc["n"] == 10 and esc["missing"] == 0 and report.results["fingerprint"] == encoder.fingerprint
+    md = report.markdown.read_text()
+    row = next(l for l in md.splitlines() if l.startswith("| ESC-50 | accuracy |"))
+    assert "0.939" in row  # the paper's dense number beside ours
+    skipped = dict(report.skipped)
+    assert "no folder urbansound8k or UrbanSound8K" in skipped["UrbanSound8K"]
+    assert all(p.is_file() for p in report.figures)

@@ -336,7 +336,8 @@ def _reproduce(data_root, embeddings, model, out_dir, encoder, settings, cache, 
             ks = [k for k in s.similarity_ks if k < len(Z)]
             spec = sim.nngs_spectrum(Z, R, ks)
             spectra[title] = spec
-            row = {"dataset": title, "linear_cka": float(sim.linear_cka(Z, R)), "mutual_knn@10": float(sim.mutual_knn(Z, R, 10))}
+            km = min(10, len(Z) - 1)
+            row = {"dataset": title, "linear_cka": float(sim.linear_cka(Z, R)), f"mutual_knn@{km}": float(sim.mutual_knn(Z, R, km))}
             row.update({f"nngs@{k}": float(v) for k, v in zip(spec.k, spec.score)})
             similarity_rows.append(row)
             entry["similarity"] = row
@@ -556,9 +557,15 @@ def _markdown(s, fingerprint, vocab_name, vocab_size, model, notes, table1, tabl
 
     if similarity_rows:
         L += ["## Embedding-space similarity, dense vs concept-based (recomposed)", ""]
-        cols = list(similarity_rows[0])
+        cols = list(dict.fromkeys(c for r in similarity_rows for c in r))  # datasets of different sizes use different k
+
+        def cell(r, c):
+            v = r.get(c)
+            return "—" if v is None else v if isinstance(v, str) else f"{v:.3f}"
+
+        L += ["NNGS@k: mean Jaccard overlap of the k nearest neighbours in the two spaces (Tavares, Ayres & Smaragdis 2024).", ""]
         L += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        L += ["| " + " | ".join(str(r[c]) if isinstance(r[c], str) else f"{r[c]:.3f}" for c in cols) + " |" for r in similarity_rows]
+        L += ["| " + " | ".join(cell(r, c) for c in cols) + " |" for r in similarity_rows]
         L.append("")
 
     L += ["## Figures", "", "The paper's Figures 3-8 show sparsity/performance trade-offs over lambda, vocabulary comparisons and class-level concept profiles; "
