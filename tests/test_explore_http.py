@@ -671,6 +671,16 @@ def test_serve_command_refuses_remote_hosts_and_missing_targets(serve_cli, text_
     (tmp_path / "sounds").mkdir()
     r = serve_cli(tmp_path / "sounds")
     assert r.exit_code == 2 and "--model" in r.output
+    (tmp_path / "junk.duckdb").write_bytes(b"not a database at all" * 100)
+    r = serve_cli(tmp_path / "junk.duckdb")
+    assert r.exit_code == 2 and "cannot open the index" in r.output
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = serve_cli(text_db[0], "--port", busy.getsockname()[1])
+    assert r.exit_code == 2 and "choose another --port" in r.output
 
 
 def test_serve_command_indexes_a_folder_then_serves_it(serve_cli, clap_dir, tmp_path, monkeypatch):
@@ -684,16 +694,17 @@ def test_serve_command_indexes_a_folder_then_serves_it(serve_cli, clap_dir, tmp_
         shutil.copy(f, sounds / f.name)
     (tmp_path / "vocab.txt").write_text("\n".join(AUDIO_CONCEPTS) + "\n")
     db = tmp_path / "index.duckdb"
-    args = [sounds, "--model", clap_dir, "--vocab", tmp_path / "vocab.txt", "--db", db, "--port", 9876, "--cache-dir", tmp_path / "cache"]
+    port = server.free_port()
+    args = [sounds, "--model", clap_dir, "--vocab", tmp_path / "vocab.txt", "--db", db, "--port", port, "--cache-dir", tmp_path / "cache"]
     r = serve_cli(*args)
     assert r.exit_code == 0, r.output
-    (index_path, host, port), kw = calls[0]
-    assert Path(index_path) == db and host == "127.0.0.1" and port == 9876
+    (index_path, host, bound), kw = calls[0]
+    assert Path(index_path) == db and host == "127.0.0.1" and bound == port
     assert kw["encoder"] is not None and kw["model"] == str(clap_dir) and kw["allow_remote"] is False
     with ConceptIndex(db) as index:
         assert len(index) == 4 and index.concepts == AUDIO_CONCEPTS
     # serving the index file itself: no model needed, none loaded
-    r = serve_cli(db, "--port", 9877)
+    r = serve_cli(db, "--port", server.free_port())
     assert r.exit_code == 0, r.output
     (index_path, host, port), kw = calls[1]
     assert Path(index_path) == db and kw["encoder"] is None and kw["model"] is None

@@ -112,12 +112,26 @@ def serve_command(
     except ImportError:
         raise _fail('the explorer needs starlette and uvicorn: pip install "audioconcepts[explore]"') from None
     from audioconcepts.explore.server import serve
-    from audioconcepts.index.store import IndexMismatchError
+    from audioconcepts.index.store import ConceptIndex, IndexMismatchError
 
-    typer.echo(f"serving {index_path} on http://{host}:{port} (Ctrl-C stops)", err=True)
-    try:
-        serve(index_path, host, port, model=model, encoder=encoder, allow_remote=allow_remote, text_centering=text_centering, log_level="warning")
+    try:  # a clear message for a file that is not an index, an old schema, or one a writer holds
+        ConceptIndex(index_path).close()
     except (FileNotFoundError, IndexMismatchError) as e:
         raise _fail(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - duckdb's errors for non-index files and locks
+        raise _fail(f"cannot open the index {os.fspath(index_path)!r}: {e}") from None
+    try:
+        _check_port(host, port)
     except OSError as e:
-        raise _fail(f"cannot serve on {host}:{port}: {e}") from None
+        raise _fail(f"cannot serve on {host}:{port}: {e.strerror or e}; choose another --port") from None
+    typer.echo(f"serving {index_path} on http://{host}:{port} (Ctrl-C stops)", err=True)
+    serve(index_path, host, port, model=model, encoder=encoder, allow_remote=allow_remote, text_centering=text_centering, log_level="warning")
+
+
+def _check_port(host: str, port: int) -> None:
+    """Raise OSError if `port` cannot be bound on `host` now (uvicorn would only log and exit)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host.strip("[]"), port))
