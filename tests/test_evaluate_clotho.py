@@ -53,7 +53,7 @@ def test_concept_retrieval_at_015_is_within_001_r1_of_dense_text_to_audio(clotho
 @pytest.mark.xfail(
     strict=True,
     reason="measured: audio->text R@1 dense 0.579 vs concept-based 0.553 at lambda 0.15 (gap 0.026 > 0.01); "
-    "within 0.01 only at lambda <= 0.05 (0.583). Kept as a strict xfail so a change in either direction is seen.",
+    "within 0.01 at lambda 0.1 (0.570, gap 0.009) and 0.05 (0.583). Kept as a strict xfail so a change in either direction is seen.",
 )
 def test_concept_retrieval_at_015_is_within_001_r1_of_dense_audio_to_text(clotho_retrieval):
     results, _ = clotho_retrieval

@@ -99,7 +99,7 @@ def test_retrieval_matches_independent_references():
     assert m["audio_to_text mAP@10"] == pytest.approx(np.mean(aps))
     assert m["audio_to_text R@1"] == pytest.approx(np.mean(hits1))
     # with all 5 relevant captions retrievable, AP without cut-off equals sklearn's AP
-    t2a, a2t = retrieval_ranks(audio, text, owner)
+    _, a2t = retrieval_ranks(audio, text, owner)
     full = [np.mean(np.arange(1, r.size + 1) / r) for r in a2t.ranks]
     ref = [skm.average_precision_score(owner == a, S[:, a]) for a in range(n_audio)]
     np.testing.assert_allclose(full, ref)

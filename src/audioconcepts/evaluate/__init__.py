@@ -3,16 +3,6 @@ the report that reproduces the paper's tables and figures.
 
 Submodules import lazily where they need heavy dependencies (matplotlib, torch)."""
 
-from audioconcepts.evaluate.metrics import (
-    Interval,
-    accuracy,
-    average_precision,
-    bootstrap_ci,
-    f1,
-    mean_average_precision,
-    retrieval_metrics,
-    retrieval_ranks,
-)
 from audioconcepts.evaluate.datasets import (
     AudioDataset,
     EmbeddedDataset,
@@ -26,12 +16,20 @@ from audioconcepts.evaluate.datasets import (
     load_urbansound8k,
     load_vocalsound,
 )
+from audioconcepts.evaluate.finetune import Projector, fit_projector
+from audioconcepts.evaluate.metrics import (
+    Interval,
+    accuracy,
+    average_precision,
+    bootstrap_ci,
+    f1,
+    mean_average_precision,
+    retrieval_metrics,
+    retrieval_ranks,
+)
 from audioconcepts.evaluate.profiles import class_profiles, top_concepts
 from audioconcepts.evaluate.report import ReportSettings, reproduce
 from audioconcepts.evaluate.retrieval import dense_and_concept_retrieval, evaluate_retrieval
-from audioconcepts.evaluate.sweeps import lambda_sweep, vocabulary_sweep
-from audioconcepts.evaluate.zeroshot import class_prompts, zero_shot, zero_shot_variants
-from audioconcepts.evaluate.finetune import Projector, fit_projector
 from audioconcepts.evaluate.similarity import (
     NNGSSpectrum,
     knn,
@@ -42,6 +40,8 @@ from audioconcepts.evaluate.similarity import (
     nngs_per_point,
     nngs_spectrum,
 )
+from audioconcepts.evaluate.sweeps import lambda_sweep, vocabulary_sweep
+from audioconcepts.evaluate.zeroshot import class_prompts, zero_shot, zero_shot_variants
 
 __all__ = [
     # datasets

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,13 @@ from typing import Any
 import numpy as np
 
 from audioconcepts.evaluate import paper_numbers as P
-from audioconcepts.evaluate.datasets import LOADERS, METRIC, AudioDataset, DatasetLayoutError, EmbeddedDataset, load_embedded
+from audioconcepts.evaluate.datasets import (
+    LOADERS,
+    AudioDataset,
+    DatasetLayoutError,
+    EmbeddedDataset,
+    load_embedded,
+)
 from audioconcepts.evaluate.metrics import Interval
 from audioconcepts.evaluate.sweeps import DEFAULT_LAMBDAS
 
@@ -298,7 +303,7 @@ def _reproduce(data_root, embeddings, model, out_dir, encoder, settings, cache, 
     if missing_sizes:
         skipped.append(("vocabulary sizes " + ", ".join(map(str, missing_sizes)), f"the vocabulary has only {len(vocab)} concepts"))
 
-    opts = dict(n_resamples=s.n_resamples, confidence=s.confidence, seed=s.seed)
+    opts = {"n_resamples": s.n_resamples, "confidence": s.confidence, "seed": s.seed}
     results: dict[str, Any] = {"fingerprint": fingerprint, "l1_penalty": s.l1_penalty, "datasets": {}}
     table1, table2, table3, table4, sparsity = [], [], [], [], []
     sweeps_cls: dict[str, Any] = {}
