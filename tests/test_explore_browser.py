@@ -286,5 +286,29 @@ def test_paging_text_search_and_sliders(browser, caption_server, tmp_path):
     shot = tmp_path / "explorer.png"
     page.screenshot(path=str(shot), full_page=False)
     assert_not_blank(shot)
+
+    # a concept that is not in the vocabulary: the suggestion is shown, nothing breaks
+    page.fill("#add-name", "dgo")
+    page.press("#add-name", "Enter")
+    page.wait_for_function("() => document.querySelector('#neighbours').textContent.includes('did you mean')")
+    assert "'dog'" in page.inner_text("#neighbours")
+    assert len(problems) == 1 and problems.pop().startswith(f"HTTP 400 {server.url}/api/like")
+    # reset: back to the clip's own code and its neighbours
+    page.click("#reset")
+    page.wait_for_function(
+        "before => JSON.stringify([...document.querySelectorAll('#neighbours li.clip')].map(e => +e.getAttribute('data-id')))"
+        " === JSON.stringify(before)",
+        arg=before,
+    )
+    assert page.locator("#sliders .slider-row.changed").count() == 0
+
+    # a clip's label filters the list; "show all" clears the filter
+    labels = dict(zip(ids, index_codes(db)[5]))
+    dog_total = sum(1 for v in labels.values() if v == "dog")
+    page.click("#results li.clip >> nth=0 >> button.clip-label")
+    page.wait_for_function(f"() => document.querySelector('#page-status').textContent.includes('of {dog_total} clip')")
+    assert {labels[i] for i in card_ids(page)} == {"dog"}
+    page.click("#filter button")
+    page.wait_for_function("() => document.querySelector('#page-status').textContent.includes('of 2,000 clips')")
     assert not problems, problems
     page.close()

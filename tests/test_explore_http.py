@@ -751,3 +751,40 @@ def test_the_command_module_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ}).stdout
     assert out.strip() == "[]"
+
+
+def test_serve_command_in_a_real_process_serves_until_stopped(text_db, tmp_path):
+    """The command function end to end: a subprocess serves the index; the page and the API answer."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from audioconcepts.explore import server
+
+    port = server.free_port()
+    code = "import typer; from audioconcepts.explore.commands import serve_command; typer.run(serve_command)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-c", code, str(text_db[0]), "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, info = time.monotonic() + 120, None
+        while info is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=5) as r:
+                    info = json.load(r)
+            except OSError:
+                assert process.poll() is None, process.stderr.read()
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        assert info["clips"] == 1500 and info["text_search"]["available"] is False
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            assert b"audioconcepts explorer" in r.read()
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert f"http://127.0.0.1:{port}" in process.stderr.read()
