@@ -151,7 +151,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--small-rows", type=int, default=100_000, help="rows for 'local small' and 'ray x2'")
     p.add_argument("--baseline-rows", type=int, default=20_000)
-    p.add_argument("--chunk-rows", type=int, default=50_000)
+    p.add_argument("--chunk-rows", type=int, default=49_152)
     p.add_argument("--k", type=int, default=2000)
     p.add_argument("--d", type=int, default=512)
     p.add_argument("--lam", type=float, default=0.15)

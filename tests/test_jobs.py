@@ -43,9 +43,17 @@ def fingerprint(caption_space) -> str:
 
 @pytest.fixture(scope="module")
 def reference(vocabulary, X):
-    """The in-memory decomposer on the whole array: modality mean from X, codes and diagnostics."""
-    model = ConceptDecomposer(vocabulary, LAMBDA).fit(X)
-    return model, model.decompose(X)
+    """reference(batch): the in-memory decomposer on the whole array (modality mean fitted on X),
+    codes and diagnostics, with the solver batch size the job uses (its part size when smaller than
+    4096: BLAS rounding in the last bit depends on a batch's row count)."""
+    cache = {}
+
+    def decomposition(batch: int = 4096):
+        if batch not in cache:
+            cache[batch] = ConceptDecomposer(vocabulary, LAMBDA, batch_size=batch).fit(X).decompose(X)
+        return cache[batch]
+
+    return decomposition
 
 
 def write_parquet(path: Path, X: np.ndarray, fingerprint: str, row_group_size: int = 97, ids=None) -> Path:
@@ -90,8 +98,8 @@ def assert_same_codes(out: Path, reference_decomposition, ids=None) -> None:
 # ----------------------------------------------------------------------------- equality
 
 
-def test_streamed_modality_mean_is_the_in_memory_fit(job_files, reference):
-    model, _ = reference
+def test_streamed_modality_mean_is_the_in_memory_fit(job_files, vocabulary, X):
+    model = ConceptDecomposer(vocabulary, LAMBDA).fit(X)
     mean, usable = streamed_modality_mean(EmbeddingSource(job_files[0]))
     assert usable == N
     np.testing.assert_array_equal(mean, model.modality_mean_)
@@ -101,9 +109,12 @@ def test_chunked_job_equals_in_memory_transform(job_files, reference, vocabulary
     emb, vocab_file, out = job_files
     result = decompose_job(emb, vocab_file, out, l1_penalty=LAMBDA, chunk_rows=128, progress=False)
     assert (result.rows, result.parts, result.parts_written, result.rows_written) == (N, 6, 6, N)
-    assert_same_codes(out, reference[1], ids=[f"clip-{i}" for i in range(N)])
+    assert_same_codes(out, reference(128), ids=[f"clip-{i}" for i in range(N)])
+    # and the same codes as the default batching, to the last bit or so
     W, *_ = read_codes(out)
-    assert (W != reference[0].transform(EmbeddingSource(emb).read(0, N, N).__next__().vectors)).nnz == 0
+    default = reference().codes
+    assert (W != default).nnz == 0 or np.abs((W - default).toarray()).max() < 1e-14
+    assert (W.indptr == default.indptr).all() and (W.indices == default.indices).all()
     # the codes table carries the concept names of the vocabulary
     codes = pq.read_table(out / "codes")
     names = codes.column("concept").to_pylist()
@@ -112,19 +123,30 @@ def test_chunked_job_equals_in_memory_transform(job_files, reference, vocabulary
     assert (codes.column("weight").to_numpy() > 0).all()
 
 
+def test_parts_are_aligned_to_solver_batches(job_files, reference):
+    """chunk_rows=200 with batch_size=64 makes parts of 192 rows: bit-identical to the in-memory
+    decomposer with batch_size=64, whose batches fall on the same rows."""
+    emb, vocab_file, out = job_files
+    result = decompose_job(emb, vocab_file, out, chunk_rows=200, batch_size=64, progress=False)
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert [(p["start"], p["end"]) for p in manifest["parts"]] == [(0, 192), (192, 384), (384, 576), (576, 700)]
+    assert result.parts == 4
+    assert_same_codes(out, reference(64))
+
+
 def test_npy_and_folder_inputs_give_the_same_codes(tmp_path, vocabulary, X, fingerprint, reference):
     vocab_file = tmp_path / "vocab.npz"
     vocabulary.save(vocab_file)
     save_precomputed(tmp_path / "emb.npy", Embeddings(X, fingerprint), ids=[f"n{i}" for i in range(N)])
     decompose_job(tmp_path / "emb.npy", vocab_file, tmp_path / "out_npy", chunk_rows=200, progress=False)
-    assert_same_codes(tmp_path / "out_npy", reference[1], ids=[f"n{i}" for i in range(N)])
+    assert_same_codes(tmp_path / "out_npy", reference(200), ids=[f"n{i}" for i in range(N)])
     folder = tmp_path / "parts"
     folder.mkdir()
     for lo, hi in [(0, 250), (250, 251), (251, N)]:  # uneven part files, read in name order
         write_parquet(folder / f"part-{lo:05d}.parquet", X[lo:hi], fingerprint, ids=[f"f{i}" for i in range(lo, hi)])
     (folder / "_SUCCESS").write_text("")  # ignored, as by other Parquet readers
     decompose_job(folder, vocab_file, tmp_path / "out_dir", chunk_rows=128, progress=False)
-    assert_same_codes(tmp_path / "out_dir", reference[1], ids=[f"f{i}" for i in range(N)])
+    assert_same_codes(tmp_path / "out_dir", reference(128), ids=[f"f{i}" for i in range(N)])
 
 
 def test_given_modality_mean_is_used(job_files, vocabulary, X, tmp_path):
@@ -133,7 +155,7 @@ def test_given_modality_mean_is_used(job_files, vocabulary, X, tmp_path):
     np.save(tmp_path / "mean.npy", mean)
     result = decompose_job(emb, vocab_file, out, modality_mean=tmp_path / "mean.npy", chunk_rows=300, progress=False)
     assert result.centering == "the given modality mean"
-    expected = ConceptDecomposer(vocabulary, LAMBDA).fit(modality_mean=mean).transform(X)
+    expected = ConceptDecomposer(vocabulary, LAMBDA, batch_size=300).fit(modality_mean=mean).transform(X)
     W, *_ = read_codes(out)
     assert (W != expected).nnz == 0
 
@@ -199,7 +221,7 @@ def test_resume_after_a_crash_keeps_finished_parts(job_files, reference):
     assert (result.parts_written, result.rows_written, result.parts) == (4, N - 256, 6)
     after = file_states(out)
     assert {k: after[k] for k in before} == before  # finished parts were not rewritten
-    assert_same_codes(out, reference[1])
+    assert_same_codes(out, reference(128))
 
 
 def test_resume_after_sigkill(job_files, reference):
@@ -230,7 +252,7 @@ def test_resume_after_sigkill(job_files, reference):
     assert not list(out.rglob("*.tmp"))
     after = file_states(out)
     assert {k: after[k] for k in before} == before
-    assert_same_codes(out, reference[1])
+    assert_same_codes(out, reference(100))
 
 
 def test_rerun_of_a_finished_job_does_nothing(job_files, reference):
@@ -252,7 +274,7 @@ def test_a_lost_part_file_is_decomposed_again(job_files, reference):
     lost.unlink()
     result = decompose_job(emb, vocab_file, out, chunk_rows=256, progress=False)
     assert result.parts_written == 1 and "missing" in result.notes[0]
-    assert_same_codes(out, reference[1])
+    assert_same_codes(out, reference(256))
 
 
 # ---------------------------------------------------------------- refused changes
@@ -268,7 +290,7 @@ def test_changed_parameters_are_refused_unless_overwrite(job_files, vocabulary, 
     result = decompose_job(emb, vocab_file, out, l1_penalty=0.3, chunk_rows=256, progress=False, overwrite=True)
     assert result.parts_written == 3
     W, *_ = read_codes(out)
-    assert (W != ConceptDecomposer(vocabulary, 0.3).fit(X).transform(X)).nnz == 0
+    assert (W != ConceptDecomposer(vocabulary, 0.3, batch_size=256).fit(X).transform(X)).nnz == 0
 
 
 def test_changed_input_or_vocabulary_is_refused(job_files, vocabulary, X, fingerprint, tmp_path):
@@ -338,7 +360,7 @@ def test_bad_rows_get_status_3_and_the_job_goes_on(tmp_path, vocabulary, X, fing
     reference_input = bad.copy()
     reference_input[200] = np.nan
     with pytest.warns(RuntimeWarning, match="4 of 300 rows"):
-        expected = ConceptDecomposer(vocabulary, LAMBDA).fit(reference_input).decompose(reference_input)
+        expected = ConceptDecomposer(vocabulary, LAMBDA, batch_size=128).fit(reference_input).decompose(reference_input)
     assert (W != expected.codes).nnz == 0
     np.testing.assert_array_equal(status, expected.status)
 
@@ -379,7 +401,7 @@ def test_decompose_command_runs_resumes_and_refuses(cli, job_files, reference):
     first = cli(emb, "--vocab", vocab_file, "--out", out, "--chunk-rows", 300)
     assert first.exit_code == 0, first.output
     assert f"decomposed {N:,} rows in 3 parts" in first.output
-    assert_same_codes(out, reference[1])
+    assert_same_codes(out, reference(300))
     again = cli(emb, "--vocab", vocab_file, "--out", out, "--chunk-rows", 300)
     assert again.exit_code == 0 and "already finished" in again.output
     changed = cli(emb, "--vocab", vocab_file, "--out", out, "-l", 0.2)
@@ -415,3 +437,23 @@ def test_progress_bar_shows_rows_per_second_and_eta():
             advance(100)
     text = buffer.getvalue()
     assert "decomposing" in text and "700/1000" in text and "rows/s" in text and "ETA" in text
+
+
+def test_variable_length_float64_lists_are_read_and_wrong_lengths_are_bad_rows(tmp_path, vocabulary, X, fingerprint):
+    """Parquet written by other tools: list<double> vectors; a row of the wrong length is status 3."""
+    rows = [list(map(float, v)) for v in X[:40]]
+    rows[9] = rows[9][:-1]
+    pq.write_table(pa.table({"fingerprint": [fingerprint] * 40, "vector": pa.array(rows, pa.list_(pa.float64()))}),
+                   tmp_path / "var.parquet", row_group_size=16)
+    source = EmbeddingSource(tmp_path / "var.parquet")
+    assert (source.n_rows, source.dim, source.has_ids) == (40, X.shape[1], False)
+    vocabulary.save(tmp_path / "vocab.npz")
+    result = decompose_job(tmp_path / "var.parquet", tmp_path / "vocab.npz", tmp_path / "out", chunk_rows=15, progress=False)
+    W, ids, _, diag = read_codes(tmp_path / "out")
+    assert result.invalid_rows == 1 and diag["status"].tolist()[9] == 3
+    assert ids == [str(i) for i in range(40)]  # no id column: the row number
+    expected_input = X[:40].astype(np.float64)
+    expected_input[9] = np.nan
+    with pytest.warns(RuntimeWarning):
+        expected = ConceptDecomposer(vocabulary, LAMBDA, batch_size=15).fit(expected_input).transform(expected_input)
+    assert (W != expected).nnz == 0

@@ -95,7 +95,7 @@ def test_embedded_parts_decompose_with_a_vocabulary_embedded_by_the_model(sounds
     vectors = EmbeddingSource(embedded.embeddings).read(0, 10, 10).__next__().vectors
     from audioconcepts.vocab.sources import embed_vocabulary
 
-    reference = ConceptDecomposer(embed_vocabulary(tmp_path / "words.txt", encoder), 0.05).fit(vectors)
+    reference = ConceptDecomposer(embed_vocabulary(tmp_path / "words.txt", encoder), 0.05, batch_size=4).fit(vectors)
     assert (W != reference.transform(vectors)).nnz == 0
     assert W.nnz > 0 and ids == embedded_ids(embedded.embeddings)
     with pytest.raises(ValueError, match="--model .* has fingerprint"):

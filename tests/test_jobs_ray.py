@@ -53,7 +53,7 @@ def test_ray_engine_writes_the_same_files_as_the_local_engine(ray_cluster, input
     W, ids, _, diag = read_codes(tmp_path / "ray")
     assert np.flatnonzero(diag["status"].to_numpy() == 3).tolist() == [7, 611]
     with pytest.warns(RuntimeWarning, match="not usable"):
-        reference = ConceptDecomposer(caption_space.vocabulary, LAMBDA).fit(X).transform(X)
+        reference = ConceptDecomposer(caption_space.vocabulary, LAMBDA, batch_size=200).fit(X).transform(X)
     assert (W != reference).nnz == 0 and W.nnz > 20 * N
     manifest = json.loads((tmp_path / "ray" / "_manifest.json").read_text())
     assert manifest["complete"] and manifest["rows_done"] == N
@@ -75,5 +75,5 @@ def test_ray_resumes_a_job_the_local_engine_started(ray_cluster, inputs, tmp_pat
     assert {k: after[k] for k in before} == before
     W, *_ = read_codes(out)
     with pytest.warns(RuntimeWarning, match="not usable"):
-        assert (W != ConceptDecomposer(caption_space.vocabulary, LAMBDA).fit(X).transform(X)).nnz == 0
+        assert (W != ConceptDecomposer(caption_space.vocabulary, LAMBDA, batch_size=300).fit(X).transform(X)).nnz == 0
     assert decompose_job(emb, vocab, out, chunk_rows=300, engine="ray", progress=False).parts_written == 0

@@ -31,7 +31,7 @@ def decompose_command(
     model: str | None = typer.Option(None, "--model", "-m", help="The model that made the input, to embed --vocab with (must match the input's fingerprint)."),
     l1_penalty: float = typer.Option(0.15, "--l1-penalty", "-l", min=1e-6, help="Lambda in SpLiCE units (0.05 ~ 100 concepts, 0.25 ~ 15)."),
     target_l0: int | None = typer.Option(None, "--target-l0", min=1, help="Concepts per row instead of a lambda (exact path, slower)."),
-    chunk_rows: int = typer.Option(50_000, "--chunk-rows", min=1, help="Rows per part: read, decomposed and written at once (memory grows with it, not with the input)."),
+    chunk_rows: int = typer.Option(49_152, "--chunk-rows", min=1, help="Rows per part: read, decomposed and written at once (memory grows with it, not with the input); rounded down to a multiple of the solver batch (4,096)."),
     modality_mean: Path | None = typer.Option(None, "--modality-mean", help="A .npy (d,) audio modality mean; default: the mean of the input, computed in a first streaming pass."),
     engine: str = typer.Option("local", "--engine", help="local (this process) or ray (Ray Data actors; pip install 'audioconcepts[ray]')."),
     solver: str = typer.Option("auto", "--solver", help="auto, active-set, torch or sklearn."),
