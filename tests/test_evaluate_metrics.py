@@ -136,3 +136,16 @@ def test_bootstrap_resamples_paired_rows_and_skips_undefined():
     assert (ci.value, ci.low, ci.high) == (1.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="same number of rows"):
         bootstrap_ci(accuracy, y, y[:5])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fast_map_bootstrap_equals_the_generic_one(seed):
+    from audioconcepts.evaluate.metrics import bootstrap_map
+
+    rng = np.random.default_rng(seed)
+    T = rng.random((120, 9)) < 0.1
+    S = rng.integers(0, 6, (120, 9)).astype(float)  # ties, and classes that vanish from some resamples
+    slow = bootstrap_ci(mean_average_precision, T, S, n_resamples=150, seed=seed + 7, confidence=0.9)
+    fast = bootstrap_map(T, S, n_resamples=150, seed=seed + 7, confidence=0.9)
+    assert fast.value == pytest.approx(slow.value)
+    assert (fast.low, fast.high) == pytest.approx((slow.low, slow.high), abs=1e-12)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit, prange
 
 KS = (1, 5, 10)
 
@@ -229,8 +230,77 @@ def bootstrap_ci(
             continue
         if np.isfinite(s):
             stats.append(s)
+    return _interval(value, stats, confidence)
+
+
+def _interval(value: float, stats: list[float], confidence: float) -> Interval:
     if not stats:
         raise ValueError("the metric was undefined on every bootstrap resample")
     alpha = (1 - confidence) / 2
     low, high = np.quantile(stats, [alpha, 1 - alpha])
     return Interval(value, float(low), float(high), confidence, len(stats))
+
+
+def bootstrap_map(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """`bootstrap_ci(mean_average_precision, y_true, scores, ...)`, fast: same seed, same draws,
+    same interval (to rounding), without re-sorting for each resample.
+
+    A resample is a vector of item multiplicities; its AP per class is the multiplicity-weighted AP
+    over that class's fixed score order (copies of an item are tied, which the tie groups already
+    handle). A compiled loop does O(n_items x n_classes) work per resample; AudioSet's evaluation
+    set (20k x 527) takes seconds for 1,000 resamples instead of most of an hour."""
+    T = np.asarray(y_true).astype(bool)
+    S = np.asarray(scores, dtype=np.float64)
+    if T.shape != S.shape or T.ndim != 2:
+        raise ValueError(f"expected labels and scores of one (n_items, n_classes) shape; got {T.shape}, {S.shape}")
+    if not 0 < confidence < 1 or n_resamples < 1:
+        raise ValueError(f"need 0 < confidence < 1 and n_resamples >= 1; got {confidence}, {n_resamples}")
+    n, _ = T.shape
+    value = mean_average_precision(T, S)
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_resamples)]).astype(np.int64)
+    order = np.ascontiguousarray(np.argsort(-S, axis=0, kind="stable").T)  # (c, n)
+    Ss = np.take_along_axis(S, order.T, axis=0).T
+    Ys = np.ascontiguousarray(np.take_along_axis(T, order.T, axis=0).T)
+    is_end = np.ones_like(Ss, dtype=bool)
+    is_end[:, :-1] = Ss[:, 1:] != Ss[:, :-1]
+    ap_sum, n_defined = _weighted_ap_sums(order, Ys, np.ascontiguousarray(is_end), counts)
+    valid = n_defined > 0
+    return _interval(value, (ap_sum[valid] / n_defined[valid]).tolist(), confidence)
+
+
+@njit(parallel=True, cache=True)
+def _weighted_ap_sums(order, Ys, is_end, counts):  # pragma: no cover - compiled
+    """Per resample r: the sum over classes of the multiplicity-weighted AP, and the number of
+    classes with a positive. order/Ys/is_end are (c, n) in each class's descending score order."""
+    R = counts.shape[0]
+    c, n = order.shape
+    ap_sum = np.zeros(R)
+    n_def = np.zeros(R)
+    for r in prange(R):
+        for j in range(c):
+            tp = 0.0
+            seen = 0.0
+            group_tp = 0.0
+            acc = 0.0
+            for p in range(n):
+                w = counts[r, order[j, p]]
+                seen += w
+                if Ys[j, p]:
+                    tp += w
+                    group_tp += w
+                if is_end[j, p]:
+                    if group_tp > 0:
+                        acc += group_tp * tp / seen
+                    group_tp = 0.0
+            if tp > 0:
+                ap_sum[r] += acc / tp
+                n_def[r] += 1
+    return ap_sum, n_def
