@@ -24,7 +24,7 @@ if not Path(CHROMIUM).exists():
 playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no `playwright install` needed)")
 pytest.importorskip("starlette")
 
-from test_explore_http import (  # noqa: E402
+from test_explore_http import (
     IMG_NAME,
     SCRIPT_LABEL,
     _reference_neighbours,
@@ -33,8 +33,8 @@ from test_explore_http import (  # noqa: E402
     index_codes,
 )
 
-from audioconcepts.decompose.preprocess import l2_normalize  # noqa: E402
-from audioconcepts.explore import ServerThread, create_app  # noqa: E402
+from audioconcepts.decompose.preprocess import l2_normalize
+from audioconcepts.explore import ServerThread, create_app
 
 TIMEOUT_MS = 120_000  # the first text search loads the model
 
@@ -151,7 +151,7 @@ def card_ids(page, selector: str = "#results li.clip") -> list[int]:
 
 # ----------------------------------------------------------------- audio index: players, markup, concept search, profiles
 def test_audio_players_point_at_the_clip_endpoint_and_markup_stays_text(browser, audio_server, tmp_path):
-    server, db, root = audio_server
+    server, db, _ = audio_server
     ids, paths, W, _, names, labels = index_codes(db)
     page, problems = open_page(browser, server.url)
 

@@ -17,15 +17,15 @@ import scipy.sparse as sp
 
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from audioconcepts import ConceptDecomposer, Vocabulary  # noqa: E402
-from audioconcepts.caption_space import load_caption_space  # noqa: E402
-from audioconcepts.decompose.preprocess import l2_normalize  # noqa: E402
-from audioconcepts.embeddings import Embeddings  # noqa: E402
-from audioconcepts.explore.app import MAX_BODY, MAX_LIMIT, MAX_QUERY, create_app  # noqa: E402
-from audioconcepts.explore.server import UnsafeHostError, check_host  # noqa: E402
-from audioconcepts.index import ConceptIndex, build_index, build_index_from_embeddings  # noqa: E402
+from audioconcepts import ConceptDecomposer, Vocabulary
+from audioconcepts.caption_space import load_caption_space
+from audioconcepts.decompose.preprocess import l2_normalize
+from audioconcepts.embeddings import Embeddings
+from audioconcepts.explore.app import MAX_BODY, MAX_LIMIT, MAX_QUERY, create_app
+from audioconcepts.explore.server import UnsafeHostError, check_host
+from audioconcepts.index import ConceptIndex, build_index, build_index_from_embeddings
 
 ESC10 = Path(__file__).parent / "fixtures" / "esc10"
 AUDIO_CONCEPTS = ["rain", "dog", "bird", "engine", "water", "fire", "clock", "baby crying", "wind", "sea waves", "rooster", "saw"]
@@ -219,7 +219,7 @@ def test_clip_pages_are_ordered_by_path_and_carry_audio_urls(audio_client, audio
 
 
 def test_one_clip_and_unknown_ids(audio_client, audio_db):
-    ids, paths, W, _, names, _ = index_codes(audio_db[0])
+    ids, paths, W, *_ = index_codes(audio_db[0])
     clip = audio_client.get(f"/api/clips/{ids[0]}", params={"top": 50}).json()
     assert clip["path"] == paths[0] and len(clip["concepts"]) == W.getrow(0).nnz
     for bad in ("999999", "0", "-1", "1.5", "abc", "99999999999999999999"):
@@ -252,7 +252,7 @@ def test_audio_of_a_file_whose_name_is_markup(audio_client, audio_db):
 def _traversal_paths(audio_db) -> list[str]:
     root = audio_db[1]
     secret = str(root / "secret.txt")
-    indexed = str(root / "sounds" / sorted(os.listdir(root / "sounds"))[0])
+    indexed = str(root / "sounds" / min(os.listdir(root / "sounds")))
     return [
         "/api/audio/..%2Fsecret.txt",
         "/api/audio/..%2F..%2Fsecret.txt",
@@ -336,8 +336,7 @@ def test_requests_for_other_hosts_are_refused_unless_remote_is_allowed(audio_db)
         with TestClient(app, base_url="http://localhost:8765") as client:
             assert client.get("/api/info").status_code == 200
         app.state.explorer.close()
-    assert create_app  # noqa: the loopback names in IPv6 form
-    from audioconcepts.explore.app import SecurityMiddleware
+    from audioconcepts.explore.app import SecurityMiddleware  # the Host header's name, IPv6 included
 
     assert [SecurityMiddleware.host_name(h) for h in ("[::1]:8765", "127.0.0.1:80", "LOCALHOST", "evil.example:80")] == [
         "::1", "127.0.0.1", "localhost", "evil.example"]
@@ -684,7 +683,7 @@ def test_serve_command_refuses_remote_hosts_and_missing_targets(serve_cli, text_
 
 
 def test_serve_command_indexes_a_folder_then_serves_it(serve_cli, clap_dir, tmp_path, monkeypatch):
-    import audioconcepts.explore.server as server
+    from audioconcepts.explore import server
 
     calls = []
     monkeypatch.setattr(server, "serve", lambda *args, **kw: calls.append((args, kw)))

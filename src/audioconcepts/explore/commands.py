@@ -107,8 +107,8 @@ def serve_command(
     else:
         raise _fail(f"{target} does not exist: give an index file or a folder of sounds")
     try:
-        import uvicorn  # noqa: F401
         import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError:
         raise _fail('the explorer needs starlette and uvicorn: pip install "audioconcepts[explore]"') from None
     from audioconcepts.explore.server import serve
