@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import build_tiny_clap
 
 from audioconcepts import ConceptDecomposer
@@ -91,7 +90,7 @@ def test_embedded_parts_decompose_with_a_vocabulary_embedded_by_the_model(sounds
     result = decompose_job(embedded.embeddings, tmp_path / "words.txt", out, model=str(clap_dir), l1_penalty=0.05,
                            chunk_rows=4, progress=False)
     assert result.rows == 10 and result.invalid_rows == 0
-    W, ids, concepts, diag = read_codes(out)
+    W, ids, _, _ = read_codes(out)
     vectors = EmbeddingSource(embedded.embeddings).read(0, 10, 10).__next__().vectors
     from audioconcepts.vocab.sources import embed_vocabulary
 

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from test_jobs import LAMBDA, file_states, write_parquet
 
 from audioconcepts import ConceptDecomposer
 from audioconcepts.jobs import RayOptions, decompose_job, read_codes
-from test_jobs import LAMBDA, file_states, write_parquet
 
 ray = pytest.importorskip("ray")
 
@@ -50,7 +50,7 @@ def test_ray_engine_writes_the_same_files_as_the_local_engine(ray_cluster, input
             assert a.schema == b.schema and a.num_rows == b.num_rows
             assert a.to_pandas().equals(b.to_pandas()), f"{sub}/{name} differs"  # NaN (uncertified gaps) equal NaN
     assert distributed.invalid_rows == 2
-    W, ids, _, diag = read_codes(tmp_path / "ray")
+    W, _, _, diag = read_codes(tmp_path / "ray")
     assert np.flatnonzero(diag["status"].to_numpy() == 3).tolist() == [7, 611]
     with pytest.warns(RuntimeWarning, match="not usable"):
         reference = ConceptDecomposer(caption_space.vocabulary, LAMBDA, batch_size=200).fit(X).transform(X)

@@ -25,7 +25,17 @@ _EXPORTS = {
     "streamed_modality_mean": "audioconcepts.jobs.decompose",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "EmbedJobResult",
+    "EmbeddingSource",
+    "JobConflictError",
+    "JobResult",
+    "RayOptions",
+    "decompose_job",
+    "embed_job",
+    "read_codes",
+    "streamed_modality_mean",
+]
 
 
 def __getattr__(name: str) -> Any:

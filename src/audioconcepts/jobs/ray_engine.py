@@ -71,7 +71,7 @@ def _absolute(location: str) -> str:
 def _ray():
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as e:
         raise ImportError('engine="ray" needs Ray Data: pip install "audioconcepts[ray]" (or "ray[data]>=2.10")') from e
     return ray
