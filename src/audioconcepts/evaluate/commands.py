@@ -27,9 +27,13 @@ def reproduce_command(
         "msclap:2023", "--model", "-m", help="The encoder (the paper's: msclap:2023), for audio, class prompts, captions and the vocabulary."
     ),
     out: Path = typer.Option(Path("reproduce-report"), "--out", "-o", help="Output folder: report.md, results.json and PNG figures."),
-    vocab: str = typer.Option("captions-2k", "--vocab", help="Vocabulary: a shipped name, a text file, or a vocabulary .npz with embeddings for the model."),
+    vocab: str = typer.Option(
+        "fsd50k-eval-baseline-2k", "--vocab", help="Vocabulary of the tables (default: the paper's baseline recipe on the bundled "
+        "FSD50K evaluation-set tags): a shipped name, a text file, or a vocabulary .npz (e.g. from `vocab build fsd50k`)."
+    ),
     recipe: list[str] = typer.Option(
-        ["captions-baseline-2k", "captions-pruned-2k"], "--recipe", help="More vocabularies to compare (repeat the option)."
+        ["fsd50k-eval-pruned-2k", "fsd50k-eval-clustered-2k", "fsd50k-eval-baseline-3k", "fsd50k-eval-baseline-5k"],
+        "--recipe", help="Vocabularies compared with --vocab (the paper's recipes and sizes; repeat the option).",
     ),
     l1_penalty: float = typer.Option(0.05, "--l1-penalty", "-l", min=1e-6, help="Lambda of the tables (the paper's: 0.05)."),
     resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples per number (0: no intervals)."),
