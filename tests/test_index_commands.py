@@ -112,8 +112,15 @@ def test_text_search_command(built, clap_dir):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["rank"] == "dense" and data["total"] == 4 and len(data["hits"]) == 4
-    missing_model = runner.invoke(app, ["search", "rain", "--text", "--db", db])
-    assert missing_model.exit_code == 2 and "--model" in missing_model.output
+    # the index remembers the model it was built with (as an absolute path), so --model is optional
+    from audioconcepts.index import ConceptIndex
+
+    index = ConceptIndex(db)
+    assert index.meta["model"] == str(Path(clap_dir).resolve())
+    index.close()
+    remembered = runner.invoke(app, ["search", "rain on a roof", "--text", "--db", db, "--json", "--no-cache"])
+    assert remembered.exit_code == 0, remembered.output
+    assert json.loads(remembered.stdout)["hits"] == data["hits"]
 
 
 def test_profile_command_json_and_by_label(built):

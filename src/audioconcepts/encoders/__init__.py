@@ -105,7 +105,14 @@ def load_encoder(spec: str, **options: Any) -> Encoder:
     if isinstance(loader, str):
         module, _, name = loader.partition(":")
         loader = getattr(importlib.import_module(module), name)
-    return loader(target, **options)
+    encoder = loader(target, **options)
+    if looks_like_path(target) and os.path.exists(target):  # reloadable from any working directory
+        spec = spec[: len(spec) - len(target)] + os.path.abspath(target)
+    try:
+        encoder.spec = spec  # what to pass to load_encoder again, e.g. stored by an index
+    except AttributeError:
+        pass
+    return encoder
 
 
 def looks_like_path(source: str) -> bool:

@@ -110,7 +110,7 @@ class Explorer:
             raise ValueError(f"text_centering must be 'vocabulary' or 'index'; got {text_centering!r}")
         self.index = ConceptIndex(index_path)
         self.lock = threading.RLock()
-        self.model = model
+        self.model = model or self.index.meta.get("model")  # the spec the index was built with, if known
         self.text_centering = text_centering
         self.cache = cache
         self._encoder = encoder

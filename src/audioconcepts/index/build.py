@@ -390,6 +390,8 @@ def build_index(
         "audio",
         rebuild,
     )
+    if getattr(encoder, "spec", None):
+        index.set_meta("model", encoder.spec)  # so search --text and serve can load it without --model
     with index:
         keys: dict[str, str] = {}
         failures: list[tuple[str, str]] = []

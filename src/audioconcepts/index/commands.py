@@ -197,6 +197,7 @@ def _text_search(index, query: str, model: str | None, rank: str, limit: int, of
     from audioconcepts.cli import _model_errors, _open_cache
     from audioconcepts.index.search import text_search
 
+    model = model or index.meta.get("model")
     if model is None:
         raise typer.BadParameter(f"--text needs --model: the index's model ({index.fingerprint})", param_hint="--model")
     with _open_cache(cache_dir, no_cache) as cache, _model_errors():
