@@ -104,3 +104,27 @@ def test_embedded_parts_decompose_with_a_vocabulary_embedded_by_the_model(sounds
 
 def embedded_ids(folder: str) -> list[str]:
     return pq.read_table(folder).column("id").to_pylist()
+
+
+def test_audioconcepts_embed_to_a_folder_is_the_resumable_job_and_feeds_decompose(sounds, clap_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from audioconcepts.cli import app
+
+    runner = CliRunner()
+    out, codes = tmp_path / "job", tmp_path / "codes"
+    common = ["--cache-dir", str(tmp_path / "cache")]
+    first = runner.invoke(app, ["embed", str(sounds), "-m", str(clap_dir), "--out", str(out), "--chunk-files", "4", *common])
+    assert first.exit_code == 1 and "4-160000-A-99.flac" in first.stderr  # the corrupt file is listed, the rest written
+    parts = states(out / "embeddings")
+    assert len(parts) == 3  # 11 files in parts of 4
+    again = runner.invoke(app, ["embed", str(sounds), "-m", str(clap_dir), "--out", str(out), "--chunk-files", "4", *common])
+    assert "already finished" in again.stderr and states(out / "embeddings") == parts
+    concepts = tmp_path / "concepts.txt"
+    concepts.write_text("dog\nrain\nrooster\nclock\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["decompose", str(out / "embeddings"), "--vocab", str(concepts), "-m", str(clap_dir), "--out", str(codes), *common]
+    )
+    assert result.exit_code == 0, result.output
+    diagnostics = pq.read_table(codes / "diagnostics").to_pandas()
+    assert len(diagnostics) == 10 and (diagnostics["status"] == 0).all()

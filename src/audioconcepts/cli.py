@@ -103,18 +103,29 @@ def explain(
 def embed(
     paths: list[Path] = typer.Argument(..., help=_PATHS_HELP),
     model: str = typer.Option(..., "--model", "-m", help=_MODEL_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Parquet file to write: id, path, content_hash, fingerprint, vector."),
+    out: str = typer.Option(
+        ..., "--out", "-o",
+        help="A .parquet file (id, path, content_hash, fingerprint, vector), or a folder or URI for a resumable "
+        "job: OUT/embeddings/ Parquet parts plus OUT/_manifest.json, a `decompose` input.",
+    ),
+    chunk_files: int = typer.Option(256, "--chunk-files", min=1, help="Job (folder output): files per part."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Job (folder output): replace a different job found in --out."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help=_CACHE_DIR_HELP),
     no_cache: bool = typer.Option(False, "--no-cache", help=_NO_CACHE_HELP),
 ) -> None:
-    """Embed audio files into a Parquet file that `precomputed:<file>` loads back.
+    """Embed audio files into Parquet that `precomputed:<file>` and `decompose` read.
 
-    Exit status: 0 all files embedded, 1 some failed (listed on stderr, the rest written), 2 model unavailable."""
+    With a folder as --out, the work is written in parts as it goes: rerun the same command after a
+    crash to resume. Exit status: 0 all files embedded, 1 some failed (listed on stderr, the rest
+    written), 2 model unavailable or a different job in --out."""
+    if not out.lower().endswith(".parquet"):
+        from audioconcepts.jobs.commands import embed_job_command
+
+        embed_job_command(paths, model, out, chunk_files, overwrite, cache_dir, no_cache)
+        return
     from audioconcepts.encoders.cached import embed_files
     from audioconcepts.encoders.precomputed import save_precomputed
 
-    if out.suffix.lower() != ".parquet":
-        raise typer.BadParameter("the output file must end in .parquet", param_hint="--out")
     files = _find_files(paths)
     with _open_cache(cache_dir, no_cache) as cache, _model_errors():
         encoder = _load_model(model)
