@@ -80,8 +80,8 @@ def _as_matrix(X: Any, name: str) -> np.ndarray | sp.csr_matrix:
         raise ValueError(f"{name} has {X.shape[0]} rows; comparing neighbourhoods needs at least 2 items")
     if X.shape[1] < 1:
         raise ValueError(f"{name} has no columns")
-    bad = ~np.isfinite(data)
-    if bad.any():
+    if not np.isfinite(data).all():
+        bad = ~np.isfinite(data)
         if sp.issparse(X):
             rows = np.unique(np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))[bad])
         else:
@@ -225,7 +225,7 @@ class _Space:
             if self.sparse:
                 norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel())
             else:
-                norms = np.linalg.norm(X.astype(np.float64, copy=False), axis=1)
+                norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))  # no float64 copy of X
             zero = np.flatnonzero(norms == 0)
             if zero.size:
                 raise ValueError(
