@@ -197,10 +197,10 @@ def test_audio_players_point_at_the_clip_endpoint_and_markup_stays_text(browser,
     assert "expected a number" in page.inner_text("#error") and page.evaluate("window.__xss") is None
     assert len(problems) == 1 and problems.pop().startswith(f"HTTP 400 {server.url}/api/search/concepts?")
 
-    # without a model, the text search box says why it is off
+    # the index remembers its model, so text search is offered and loads it on first use
     page.select_option("#mode", "text")
     note = page.inner_text("#text-note")
-    assert "Text search is off" in note and "--model" in note
+    assert "Text search is off" not in note and "loads on the first text search" in note
 
     # profile of the label that is a <script> tag, as an SVG bar chart
     page.click("#tab-profiles")
