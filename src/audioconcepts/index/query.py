@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from audioconcepts.index.store import Clip, ConceptIndex, ConceptIndexError, _check_page, _scope_sql
+from audioconcepts.index.store import Clip, ConceptIndex, ConceptIndexError, HitList, _check_page, _scope_sql
 
 #: comparison token -> SQL operator (a fixed whitelist: user text never reaches the SQL)
 OPERATORS = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "=": "=", "==": "="}
@@ -314,7 +314,7 @@ class QueryHit:
 
 
 @dataclass(frozen=True)
-class QueryResult:
+class QueryResult(HitList):
     """One page of matches of a concept query, best first, and the total number of matches."""
 
     query: str
@@ -323,16 +323,6 @@ class QueryResult:
     offset: int
     limit: int
     ranked_by: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.hits)
-
-    def __iter__(self):
-        return iter(self.hits)
-
-    @property
-    def ids(self) -> list[int]:
-        return [h.clip.id for h in self.hits]
 
     def to_dict(self) -> dict[str, Any]:
         return {

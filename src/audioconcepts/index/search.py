@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from audioconcepts.index.store import Clip, ConceptIndex, _check_page
+from audioconcepts.index.store import Clip, ConceptIndex, HitList, _check_page
 
 
 # ----------------------------------------------------------------- text search
@@ -49,7 +49,7 @@ class TextHit:
 
 
 @dataclass(frozen=True)
-class TextSearchResult:
+class TextSearchResult(HitList):
     """One page of clips for a text, ranked by `rank` ("dense" or "concepts"), plus the text's own concepts."""
 
     text: str
@@ -59,16 +59,6 @@ class TextSearchResult:
     total: int
     offset: int
     limit: int
-
-    def __len__(self) -> int:
-        return len(self.hits)
-
-    def __iter__(self):
-        return iter(self.hits)
-
-    @property
-    def ids(self) -> list[int]:
-        return [h.clip.id for h in self.hits]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -228,7 +218,7 @@ class Change:
 
 
 @dataclass(frozen=True)
-class LikeResult:
+class LikeResult(HitList):
     """Clips nearest to an (edited) example: the example, what changed, the edited code's top
     concepts, cosine(recomposed edit, example's embedding), and one page of (clip, cosine) hits."""
 
@@ -240,16 +230,6 @@ class LikeResult:
     total: int
     offset: int
     limit: int
-
-    def __len__(self) -> int:
-        return len(self.hits)
-
-    def __iter__(self):
-        return iter(self.hits)
-
-    @property
-    def ids(self) -> list[int]:
-        return [c.id for c, _ in self.hits]
 
     def to_dict(self) -> dict[str, Any]:
         return {

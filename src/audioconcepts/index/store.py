@@ -105,6 +105,22 @@ class Clip:
         return explanation_html(self.concepts, title=f"{self.path} ({self.label or 'no label'})")
 
 
+class HitList:
+    """Shared behaviour of one page of search hits (`hits`): length, iteration and the clip ids."""
+
+    hits: list
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __iter__(self):
+        return iter(self.hits)
+
+    @property
+    def ids(self) -> list[int]:
+        return [(h[0] if isinstance(h, tuple) else h.clip).id for h in self.hits]
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of a longer list: `items`, the `total` number of matches, and where the page starts."""
