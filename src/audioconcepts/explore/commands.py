@@ -24,29 +24,10 @@ def _fail(message: str) -> typer.Exit:
 
 def _build(target: Path, model: str, vocab: str, db: Path, l1_penalty: float, cache_dir: Path | None, no_cache: bool, folder_labels: bool):
     """Index (or update the index of) the folder `target` into `db`; returns the loaded encoder."""
-    from audioconcepts.cli import _find_files, _model_errors, _open_cache, _progress
-    from audioconcepts.index.build import build_index
-    from audioconcepts.index.store import IndexMismatchError
-    from audioconcepts.vocab.sources import embed_vocabulary
+    from audioconcepts.index.commands import index_files
 
-    files = _find_files([target])
-    with _open_cache(cache_dir, no_cache) as cache, _model_errors():
-        from audioconcepts.encoders import load_encoder
-
-        typer.echo(f"loading {model} ...", err=True)
-        encoder = load_encoder(model)
-        with _progress() as progress:
-            try:
-                vocabulary = embed_vocabulary(vocab, encoder, cache, progress=progress)
-            except (OSError, ValueError) as e:
-                raise _fail(f"cannot use vocabulary {vocab!r}: {e}") from None
-            try:
-                report = build_index(
-                    files, encoder, vocabulary, db, l1_penalty=l1_penalty, cache=cache,
-                    labels="folder" if folder_labels else None, vocabulary_name=vocab, progress=progress,
-                )
-            except IndexMismatchError as e:
-                raise _fail(str(e)) from None
+    labels = "folder" if folder_labels else None
+    report, encoder = index_files([target], model, vocab, db, l1_penalty, cache_dir, no_cache, labels=labels)
     typer.echo(
         f"{db}: {report.total} files indexed ({report.added} added, {report.updated} changed, {report.removed} removed, "
         f"{report.unchanged} unchanged)",

@@ -75,10 +75,7 @@ def index_command(
     """Build or update a concept index of audio files: only new or changed files are embedded and
     decomposed; files that vanished are removed. Exit status: 0 done, 1 some files failed (listed,
     the rest indexed), 2 model, vocabulary or index unusable."""
-    from audioconcepts.cli import _find_files, _model_errors, _open_cache, _progress
-    from audioconcepts.index.build import build_index, read_labels_csv
-    from audioconcepts.index.store import IndexMismatchError
-    from audioconcepts.vocab.sources import embed_vocabulary
+    from audioconcepts.index.build import read_labels_csv
 
     if labels_csv is not None and folder_labels:
         raise typer.BadParameter("give --labels or --folder-labels, not both", param_hint="--labels")
@@ -88,6 +85,38 @@ def index_command(
             labels = read_labels_csv(labels_csv)
         except (OSError, ValueError) as e:
             raise _fail(f"cannot read labels: {e}") from None
+    report, _ = index_files(paths, model, vocab, db, l1_penalty, cache_dir, no_cache, labels=labels, rebuild=rebuild)
+    typer.echo(
+        f"{db}: {report.total} files indexed ({report.added} added, {report.updated} changed, {report.removed} removed, "
+        f"{report.unchanged} unchanged; {report.embedded} embedded now); centering: {report.centering}",
+        err=True,
+    )
+    if report.failures:
+        for path, reason in report.failures:
+            typer.echo(f"error: {path}: {reason}", err=True)
+        typer.echo(f"error: {len(report.failures)} file(s) could not be indexed; the others were", err=True)
+        raise typer.Exit(EXIT_SOME_FILES_FAILED)
+
+
+def index_files(
+    paths: list[Path],
+    model: str,
+    vocab: str,
+    db: Path,
+    l1_penalty: float,
+    cache_dir: Path | None,
+    no_cache: bool,
+    *,
+    labels=None,
+    rebuild: bool = False,
+):
+    """Index (or update the index of) `paths` into `db` with progress bars; returns the build report
+    and the loaded encoder. Unusable model, vocabulary or index: one message, exit status 2."""
+    from audioconcepts.cli import _find_files, _model_errors, _open_cache, _progress
+    from audioconcepts.index.build import build_index
+    from audioconcepts.index.store import IndexMismatchError
+    from audioconcepts.vocab.sources import embed_vocabulary
+
     files = _find_files(paths)
     with _open_cache(cache_dir, no_cache) as cache, _model_errors():
         from audioconcepts.encoders import load_encoder
@@ -101,29 +130,12 @@ def index_command(
                 raise _fail(f"cannot use vocabulary {vocab!r}: {e}") from None
             try:
                 report = build_index(
-                    files,
-                    encoder,
-                    vocabulary,
-                    db,
-                    l1_penalty=l1_penalty,
-                    cache=cache,
-                    labels=labels,
-                    vocabulary_name=vocab,
-                    rebuild=rebuild,
-                    progress=progress,
+                    files, encoder, vocabulary, db, l1_penalty=l1_penalty, cache=cache, labels=labels,
+                    vocabulary_name=vocab, rebuild=rebuild, progress=progress,
                 )
             except IndexMismatchError as e:
                 raise _fail(str(e)) from None
-    typer.echo(
-        f"{db}: {report.total} files indexed ({report.added} added, {report.updated} changed, {report.removed} removed, "
-        f"{report.unchanged} unchanged; {report.embedded} embedded now); centering: {report.centering}",
-        err=True,
-    )
-    if report.failures:
-        for path, reason in report.failures:
-            typer.echo(f"error: {path}: {reason}", err=True)
-        typer.echo(f"error: {len(report.failures)} file(s) could not be indexed; the others were", err=True)
-        raise typer.Exit(EXIT_SOME_FILES_FAILED)
+    return report, encoder
 
 
 def search_command(
