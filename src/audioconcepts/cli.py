@@ -146,6 +146,7 @@ def embed(
 
 def _register_commands() -> None:
     """Commands whose code lives beside what they drive (their modules import only typer at load time)."""
+    from audioconcepts.evaluate.commands import reproduce_command
     from audioconcepts.explore.commands import serve_command
     from audioconcepts.index.commands import index_command, profile_command, search_command
     from audioconcepts.jobs.commands import decompose_command
@@ -155,6 +156,7 @@ def _register_commands() -> None:
     app.command("search")(search_command)
     app.command("profile")(profile_command)
     app.command("serve")(serve_command)
+    app.command("reproduce")(reproduce_command)
 
 
 _register_commands()
