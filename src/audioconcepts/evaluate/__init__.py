@@ -1,92 +1,60 @@
-"""Evaluation: dataset loaders, metrics, zero-shot classification, retrieval, sweeps, profiles and
-the report that reproduces the paper's tables and figures.
+"""Evaluation: dataset loaders, metrics, zero-shot classification, retrieval, sweeps, profiles,
+embedding-space similarity, the fine-tuned variant and the report that reproduces the paper"s
+tables and figures.
 
-Submodules import lazily where they need heavy dependencies (matplotlib, torch)."""
+Names are imported on first use, so the command line starts without numpy, matplotlib or torch."""
 
-from audioconcepts.evaluate.datasets import (
-    AudioDataset,
-    EmbeddedDataset,
-    load_audiocaps,
-    load_audioset,
-    load_clotho,
-    load_dcase2017_task4,
-    load_embedded,
-    load_esc50,
-    load_tut2017,
-    load_urbansound8k,
-    load_vocalsound,
-)
-from audioconcepts.evaluate.finetune import Projector, fit_projector
-from audioconcepts.evaluate.metrics import (
-    Interval,
-    accuracy,
-    average_precision,
-    bootstrap_ci,
-    f1,
-    mean_average_precision,
-    retrieval_metrics,
-    retrieval_ranks,
-)
-from audioconcepts.evaluate.profiles import class_profiles, top_concepts
-from audioconcepts.evaluate.report import ReportSettings, reproduce
-from audioconcepts.evaluate.retrieval import dense_and_concept_retrieval, evaluate_retrieval
-from audioconcepts.evaluate.similarity import (
-    NNGSSpectrum,
-    knn,
-    linear_cka,
-    mutual_knn,
-    nngs,
-    nngs_chance,
-    nngs_per_point,
-    nngs_spectrum,
-)
-from audioconcepts.evaluate.sweeps import lambda_sweep, vocabulary_sweep
-from audioconcepts.evaluate.zeroshot import class_prompts, zero_shot, zero_shot_variants
+from __future__ import annotations
 
-__all__ = [
-    # datasets
-    "AudioDataset",
-    "EmbeddedDataset",
-    "load_audiocaps",
-    "load_audioset",
-    "load_clotho",
-    "load_dcase2017_task4",
-    "load_embedded",
-    "load_esc50",
-    "load_tut2017",
-    "load_urbansound8k",
-    "load_vocalsound",
-    # zero-shot, retrieval, sweeps, profiles, the report
-    "class_prompts",
-    "zero_shot",
-    "zero_shot_variants",
-    "evaluate_retrieval",
-    "dense_and_concept_retrieval",
-    "lambda_sweep",
-    "vocabulary_sweep",
-    "class_profiles",
-    "top_concepts",
-    "ReportSettings",
-    "reproduce",
-    # metrics
-    "Interval",
-    "accuracy",
-    "average_precision",
-    "bootstrap_ci",
-    "f1",
-    "mean_average_precision",
-    "retrieval_metrics",
-    "retrieval_ranks",
-    # fine-tuned variant (torch imported only when training)
-    "Projector",
-    "fit_projector",
-    # embedding-space similarity
-    "NNGSSpectrum",
-    "knn",
-    "linear_cka",
-    "mutual_knn",
-    "nngs",
-    "nngs_chance",
-    "nngs_per_point",
-    "nngs_spectrum",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "AudioDataset",
+            "EmbeddedDataset",
+            "load_audiocaps",
+            "load_audioset",
+            "load_clotho",
+            "load_dcase2017_task4",
+            "load_embedded",
+            "load_esc50",
+            "load_tut2017",
+            "load_urbansound8k",
+            "load_vocalsound",
+        ),
+        "audioconcepts.evaluate.datasets",
+    ),
+    **dict.fromkeys(("Projector", "fit_projector"), "audioconcepts.evaluate.finetune"),
+    **dict.fromkeys(
+        (
+            "Interval",
+            "accuracy",
+            "average_precision",
+            "bootstrap_ci",
+            "f1",
+            "mean_average_precision",
+            "retrieval_metrics",
+            "retrieval_ranks",
+        ),
+        "audioconcepts.evaluate.metrics",
+    ),
+    **dict.fromkeys(("class_profiles", "top_concepts"), "audioconcepts.evaluate.profiles"),
+    **dict.fromkeys(("ReportSettings", "reproduce"), "audioconcepts.evaluate.report"),
+    **dict.fromkeys(("dense_and_concept_retrieval", "evaluate_retrieval"), "audioconcepts.evaluate.retrieval"),
+    **dict.fromkeys(
+        ("NNGSSpectrum", "knn", "linear_cka", "mutual_knn", "nngs", "nngs_chance", "nngs_per_point", "nngs_spectrum"),
+        "audioconcepts.evaluate.similarity",
+    ),
+    **dict.fromkeys(("lambda_sweep", "vocabulary_sweep"), "audioconcepts.evaluate.sweeps"),
+    **dict.fromkeys(("class_prompts", "zero_shot", "zero_shot_variants"), "audioconcepts.evaluate.zeroshot"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module "audioconcepts.evaluate" has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
