@@ -56,5 +56,5 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
-        raise AttributeError(f"module "audioconcepts.evaluate" has no attribute {name!r}")
+        raise AttributeError(f"module 'audioconcepts.evaluate' has no attribute {name!r}")
     return getattr(importlib.import_module(_EXPORTS[name]), name)
