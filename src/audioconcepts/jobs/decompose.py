@@ -138,7 +138,7 @@ def decompose_job(
         "vocabulary": mf.vocabulary_record(vocabulary, vocab_source),
         "centering": {"source": "input"} if given_mean is None else {"source": "given", "sha256": mf.array_sha256(given_mean)},
     }
-    job = _open_job(fs, folder, out, identity, overwrite, extra_keys=("modality_mean",))
+    job = mf.open_job(fs, folder, out, identity, overwrite, (CODES, DIAGNOSTICS), extra_keys=("modality_mean",))
     notes: list[str] = []
     _check_recorded_parts(fs, folder, job, notes)
     mean = given_mean
@@ -266,50 +266,6 @@ def _given_mean(value: Any, d: int) -> np.ndarray | None:
     if mean.shape != (d,) or not np.isfinite(mean).all():
         raise ValueError(f"the modality mean must be a finite vector of length {d}; got shape {np.shape(value)}")
     return mean
-
-
-def _open_job(fs, folder: str, out: str, identity: dict[str, Any], overwrite: bool, extra_keys: tuple[str, ...]) -> mf.Manifest:
-    """The job's manifest: the existing one when it matches `identity`, else a new one (after
-    deleting the old job's files when `overwrite`)."""
-    existing = mf.load(fs, folder, extra_keys)
-    if existing is not None:
-        diffs = existing.differences(identity)
-        if not diffs:
-            return existing
-        if not overwrite:
-            raise mf.JobConflictError(
-                f"{out} holds a different job: " + "; ".join(diffs[:6])
-                + ". Use overwrite=True (--overwrite) to replace it, or choose another output folder."
-            )
-        _delete_job(fs, folder)
-    elif storage.exists(fs, folder):
-        leftovers = [i.base_name for i in fs.get_file_info(_selector(folder)) if i.base_name not in (CODES, DIAGNOSTICS)]
-        if leftovers and not overwrite:
-            raise mf.JobConflictError(
-                f"{out} exists and is not a job folder (it holds {sorted(leftovers)[:5]}); choose an empty or new folder"
-            )
-        _delete_job(fs, folder)
-    fs.create_dir(folder, recursive=True)
-    job = mf.Manifest(identity)
-    job.save(fs, folder)
-    return job
-
-
-def _selector(folder: str):
-    import pyarrow.fs as pafs
-
-    return pafs.FileSelector(folder, recursive=False, allow_not_found=True)
-
-
-def _delete_job(fs, folder: str) -> None:
-    """Remove what a job writes (manifest, codes/, diagnostics/), nothing else."""
-    for sub in (CODES, DIAGNOSTICS):
-        path = storage.join(folder, sub)
-        if storage.exists(fs, path):
-            fs.delete_dir(path)
-    manifest = storage.join(folder, mf.MANIFEST)
-    if storage.exists(fs, manifest):
-        fs.delete_file(manifest)
 
 
 def _check_recorded_parts(fs, folder: str, job: mf.Manifest, notes: list[str]) -> None:

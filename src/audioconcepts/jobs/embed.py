@@ -84,7 +84,7 @@ def embed_job(
         "input": _listing(files),
         "parameters": {"chunk_files": chunk_files, "fingerprint": encoder.fingerprint},
     }
-    job = _open(fs, folder, out, identity, overwrite)
+    job = mf.open_job(fs, folder, out, identity, overwrite, (EMBEDDINGS,))
     kept = [p for p in job.parts if storage.exists(fs, storage.join(folder, p["embeddings"]))]
     if len(kept) != len(job.parts):
         job.parts, job.complete = kept, False
@@ -152,31 +152,3 @@ def _table(result: Any, encoder: Any) -> pa.Table:
     )
 
 
-def _open(fs, folder: str, out: str, identity: dict[str, Any], overwrite: bool) -> mf.Manifest:
-    existing = mf.load(fs, folder)
-    if existing is not None:
-        diffs = existing.differences(identity)
-        if not diffs:
-            return existing
-        if not overwrite:
-            raise mf.JobConflictError(
-                f"{out} holds a different embed job: " + "; ".join(diffs[:6])
-                + ". Use overwrite=True (--overwrite) to replace it, or choose another output folder."
-            )
-    elif storage.exists(fs, folder):
-        names = [i.base_name for i in fs.get_file_info(_selector(folder)) if i.base_name != EMBEDDINGS]
-        if names and not overwrite:
-            raise mf.JobConflictError(f"{out} exists and is not a job folder (it holds {sorted(names)[:5]}); choose an empty or new folder")
-    parts = storage.join(folder, EMBEDDINGS)
-    if storage.exists(fs, parts):
-        fs.delete_dir(parts)
-    fs.create_dir(folder, recursive=True)
-    job = mf.Manifest(identity)
-    job.save(fs, folder)
-    return job
-
-
-def _selector(folder: str):
-    import pyarrow.fs as pafs
-
-    return pafs.FileSelector(folder, recursive=False, allow_not_found=True)

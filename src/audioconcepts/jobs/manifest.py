@@ -109,6 +109,47 @@ def load(fs: pafs.FileSystem, folder: str, extra_keys: tuple[str, ...] = ()) -> 
     return Manifest.from_json(storage.read_json(fs, path), extra_keys)
 
 
+def open_job(
+    fs: pafs.FileSystem,
+    folder: str,
+    out: str,
+    identity: dict[str, Any],
+    overwrite: bool,
+    outputs: tuple[str, ...],
+    extra_keys: tuple[str, ...] = (),
+) -> Manifest:
+    """The job's manifest in `folder`: the existing one when it matches `identity`, else a new one.
+
+    A different job there is refused unless `overwrite`, which deletes that job's `outputs`
+    sub-folders and manifest (nothing else); a folder holding anything but a job is refused."""
+    existing = load(fs, folder, extra_keys)
+    if existing is not None:
+        diffs = existing.differences(identity)
+        if not diffs:
+            return existing
+        if not overwrite:
+            raise JobConflictError(
+                f"{out} holds a different job: " + "; ".join(diffs[:6])
+                + ". Use overwrite=True (--overwrite) to replace it, or choose another output folder."
+            )
+    elif storage.exists(fs, folder):
+        listing = fs.get_file_info(pafs.FileSelector(folder, recursive=False, allow_not_found=True))
+        leftovers = [i.base_name for i in listing if i.base_name not in outputs]
+        if leftovers and not overwrite:
+            raise JobConflictError(
+                f"{out} exists and is not a job folder (it holds {sorted(leftovers)[:5]}); choose an empty or new folder"
+            )
+    for path in (storage.join(folder, sub) for sub in outputs):
+        if storage.exists(fs, path):
+            fs.delete_dir(path)
+    if storage.exists(fs, storage.join(folder, MANIFEST)):
+        fs.delete_file(storage.join(folder, MANIFEST))
+    fs.create_dir(folder, recursive=True)
+    job = Manifest(identity)
+    job.save(fs, folder)
+    return job
+
+
 def todo_ranges(n_rows: int, done: list[tuple[int, int]], chunk_rows: int) -> list[tuple[int, int]]:
     """The row ranges of [0, n_rows) not covered by `done`, cut into pieces of at most chunk_rows."""
     gaps, position = [], 0
