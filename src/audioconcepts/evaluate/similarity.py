@@ -172,44 +172,33 @@ def _topk_rows(S, row0, K, out):  # pragma: no cover - compiled
                 hv[c] = s
                 hi[c] = j
             elif s > hv[0]:  # equal value never wins: j is larger than every index seen so far
-                c = 0
-                while True:
-                    left = 2 * c + 1
-                    if left >= K:
-                        break
-                    w = left
-                    r = left + 1
-                    if r < K and (hv[r] < hv[left] or (hv[r] == hv[left] and hi[r] > hi[left])):
-                        w = r
-                    if s < hv[w] or (s == hv[w] and j > hi[w]):
-                        break
-                    hv[c] = hv[w]
-                    hi[c] = hi[w]
-                    c = w
-                hv[c] = s
-                hi[c] = j
+                _replace_root(hv, hi, K, s, j)
         # pop the worst K times, filling from the back: out[i] is best first
         for t in range(K - 1, -1, -1):
             out[i, t] = hi[0]
-            last = t
-            lv = hv[last]
-            li = hi[last]
-            c = 0
-            while True:
-                left = 2 * c + 1
-                if left >= last:
-                    break
-                w = left
-                r = left + 1
-                if r < last and (hv[r] < hv[left] or (hv[r] == hv[left] and hi[r] > hi[left])):
-                    w = r
-                if lv < hv[w] or (lv == hv[w] and li > hi[w]):
-                    break
-                hv[c] = hv[w]
-                hi[c] = hi[w]
-                c = w
-            hv[c] = lv
-            hi[c] = li
+            _replace_root(hv, hi, t, hv[t], hi[t])
+
+
+@nb.njit(cache=True, inline="always")
+def _replace_root(hv, hi, size, v, idx):  # pragma: no cover - compiled
+    """Put (v, idx) at the root of the min-heap hv/hi[:size] and sift it down ("worse" = smaller
+    value, or equal value and larger index)."""
+    c = 0
+    while True:
+        left = 2 * c + 1
+        if left >= size:
+            break
+        w = left
+        r = left + 1
+        if r < size and (hv[r] < hv[left] or (hv[r] == hv[left] and hi[r] > hi[left])):
+            w = r
+        if v < hv[w] or (v == hv[w] and idx > hi[w]):
+            break
+        hv[c] = hv[w]
+        hi[c] = hi[w]
+        c = w
+    hv[c] = v
+    hi[c] = idx
 
 
 class _Space:
