@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from audioconcepts._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from audioconcepts.decompose import ConceptDecomposer, Decomposition
@@ -14,7 +15,7 @@ __version__ = "0.1.0"
 __all__ = ["ConceptDecomposer", "Decomposition", "Embeddings", "Vocabulary", "__version__"]
 
 # Imported on first use, so that the command line (and `--help`) starts without numpy and scikit-learn.
-_HOMES = {
+_EXPORTS = {
     "ConceptDecomposer": "audioconcepts.decompose",
     "Decomposition": "audioconcepts.decompose",
     "Embeddings": "audioconcepts.embeddings",
@@ -22,7 +23,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'audioconcepts' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -6,8 +6,7 @@ Names are imported on first use, so the command line starts without numpy, matpl
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from audioconcepts._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
@@ -54,7 +53,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'audioconcepts.evaluate' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

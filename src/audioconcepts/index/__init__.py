@@ -7,8 +7,9 @@ load numpy or DuckDB."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from audioconcepts._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from audioconcepts.index.build import IndexReport, build_index, build_index_from_embeddings, read_labels_csv
@@ -33,7 +34,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'audioconcepts.index' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -176,12 +176,9 @@ def _sync_rows(
     unchanged = sum(1 for p in keys if stored.get(p) == keys[p])
     vanished = [p for p in stored if p not in keys and scope(p)]
     if vanished:
-        index.con.execute("BEGIN")
-        index.con.execute(
-            "DELETE FROM codes WHERE file_id IN (SELECT id FROM files WHERE list_contains(?, path))", [vanished]
-        )
-        index.con.execute("DELETE FROM files WHERE list_contains(?, path)", [vanished])
-        index.con.execute("COMMIT")
+        with index.transaction() as con:
+            con.execute("DELETE FROM codes WHERE file_id IN (SELECT id FROM files WHERE list_contains(?, path))", [vanished])
+            con.execute("DELETE FROM files WHERE list_contains(?, path)", [vanished])
     return new, changed, unchanged, len(vanished)
 
 
@@ -208,10 +205,7 @@ def _write_rows(
             "embedding": fixed_size_array(vectors),
         }
     )
-    con = index.con
-    con.register("_batch", table)
-    try:
-        con.execute("BEGIN")
+    with index.transaction(_batch=table) as con:
         con.execute("DELETE FROM codes WHERE file_id IN (SELECT f.id FROM files f JOIN _batch b ON f.path = b.path)")
         con.execute(
             "UPDATE files SET content_hash = b.content_hash, duration = b.duration, label = b.label, folder = b.folder, "
@@ -224,12 +218,6 @@ def _write_rows(
             "WHERE b.path NOT IN (SELECT path FROM files)"
         )
         con.execute("DELETE FROM failures WHERE path IN (SELECT path FROM _batch)")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("_batch")
 
 
 def _set_labels(index: ConceptIndex, labels: Mapping[str, str | None]) -> None:
@@ -241,24 +229,18 @@ def _set_labels(index: ConceptIndex, labels: Mapping[str, str | None]) -> None:
     table = pa.table(
         {"path": pa.array(list(labels), pa.string()), "label": pa.array(list(labels.values()), pa.string())}
     )
-    con = index.con
-    con.register("_labels", table)
-    try:
+    with index.transaction(_labels=table) as con:
         con.execute(
             "UPDATE files SET label = l.label FROM _labels l WHERE files.path = l.path AND files.label IS DISTINCT FROM l.label"
         )
-    finally:
-        con.unregister("_labels")
 
 
 def _record_failures(index: ConceptIndex, failures: list[tuple[str, str]]) -> None:
     if not failures:
         return
-    con = index.con
-    con.execute("BEGIN")
-    con.execute("DELETE FROM failures WHERE list_contains(?, path)", [[p for p, _ in failures]])
-    con.executemany("INSERT INTO failures VALUES (?, ?)", failures)
-    con.execute("COMMIT")
+    with index.transaction() as con:
+        con.execute("DELETE FROM failures WHERE list_contains(?, path)", [[p for p, _ in failures]])
+        con.executemany("INSERT INTO failures VALUES (?, ?)", failures)
 
 
 def _ensure_mean(index: ConceptIndex, mean_of: Callable[[np.ndarray], tuple[np.ndarray, str]]) -> str:
@@ -268,10 +250,9 @@ def _ensure_mean(index: ConceptIndex, mean_of: Callable[[np.ndarray], tuple[np.n
     table = arrow_table(index.con, "SELECT embedding FROM files ORDER BY id")
     vectors = vectors_of(table.column("embedding"), index.dim)
     mean, source = mean_of(vectors)
-    index.con.execute("BEGIN")
-    index.set_meta("modality_mean", [float(x) for x in np.asarray(mean, np.float64)])
-    index.set_meta("centering", source)
-    index.con.execute("COMMIT")
+    with index.transaction():
+        index.set_meta("modality_mean", [float(x) for x in np.asarray(mean, np.float64)])
+        index.set_meta("centering", source)
     return source
 
 
@@ -309,24 +290,13 @@ def _decompose_pending(
                 "status": pa.array(np.asarray(result.status, np.int8)),
             }
         )
-        con = index.con
-        con.register("_codes", codes)
-        con.register("_stats", stats)
-        try:
-            con.execute("BEGIN")
+        with index.transaction(_codes=codes, _stats=stats) as con:
             con.execute("DELETE FROM codes WHERE list_contains(?::INTEGER[], file_id)", [ids])
             con.execute("INSERT INTO codes SELECT file_id, concept_id, weight FROM _codes ORDER BY file_id, concept_id")
             con.execute(
                 "UPDATE files SET nnz = s.nnz, cosine = s.cosine, code_norm = s.code_norm, status = s.status "
                 "FROM _stats s WHERE files.id = s.id"
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.unregister("_codes")
-            con.unregister("_stats")
         if progress:
             progress(len(ids))
     return len(pending)

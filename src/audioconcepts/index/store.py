@@ -26,7 +26,8 @@ import hashlib
 import json
 import numbers
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,19 +272,31 @@ class ConceptIndex:
         ).fetchall()[0]
         return bool(rows[0])
 
+    @contextmanager
+    def transaction(self, **tables: Any) -> Iterator[Any]:
+        """One DuckDB transaction on this index's connection, with `tables` (name -> Arrow table)
+        registered for its statements; rolled back if anything inside fails, so a failed write
+        leaves the index as it was."""
+        con = self.con
+        for name, table in tables.items():
+            con.register(name, table)
+        try:
+            con.execute("BEGIN")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            for name in tables:
+                con.unregister(name)
+
     def initialise(self, meta: dict[str, Any], concepts: Sequence[str], concept_embeddings: np.ndarray) -> None:
         """Create the tables of a new index (an empty database), with its metadata and vocabulary."""
-        d = int(concept_embeddings.shape[1])
-        self.con.execute("BEGIN")
-        for statement in _SCHEMA.format(d=d).split(";"):
-            if statement.strip():
-                self.con.execute(statement)
-        self.con.executemany(
-            "INSERT INTO meta VALUES (?, ?)",
-            [(k, json.dumps(v)) for k, v in {**meta, "schema_version": SCHEMA_VERSION, "dim": d}.items()],
-        )
         import pyarrow as pa
 
+        d = int(concept_embeddings.shape[1])
         table = pa.table(
             {
                 "id": pa.array(range(len(concepts)), pa.int32()),
@@ -291,10 +304,15 @@ class ConceptIndex:
                 "embedding": fixed_size_array(concept_embeddings),
             }
         )
-        self.con.register("_new_concepts", table)
-        self.con.execute("INSERT INTO concepts SELECT * FROM _new_concepts")
-        self.con.unregister("_new_concepts")
-        self.con.execute("COMMIT")
+        with self.transaction(_new_concepts=table) as con:
+            for statement in _SCHEMA.format(d=d).split(";"):
+                if statement.strip():
+                    con.execute(statement)
+            con.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in {**meta, "schema_version": SCHEMA_VERSION, "dim": d}.items()],
+            )
+            con.execute("INSERT INTO concepts SELECT * FROM _new_concepts")
         self._meta = None
 
     def drop_all(self) -> None:

@@ -10,8 +10,7 @@ load pyarrow or the solvers.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from audioconcepts._lazy import lazy_exports
 
 _EXPORTS = {
     "EmbeddingSource": "audioconcepts.jobs.source",
@@ -38,7 +37,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'audioconcepts.jobs' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
